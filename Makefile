@@ -1,0 +1,30 @@
+# The two commands of the README:
+#   make run    install (first time) and run all three projects end to end: dvc repro, offline
+#   make test   install (first time) and run the test suite (what CI runs)
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PYTHONDONTWRITEBYTECODE :=
+
+.PHONY: setup run test test-slow bench ui clean-outputs
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	dvc repro
+	@dvc metrics show
+
+test: setup
+	python -m pytest -m "not slow and not gpu" --durations=25
+
+test-slow: setup
+	python -m pytest -m slow
+
+bench: setup
+	python -m benchmarks.run
+
+ui: setup
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
