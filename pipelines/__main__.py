@@ -1,0 +1,110 @@
+"""The one command line that dvc.yaml, the Prefect flows and users call.
+
+    python -m pipelines <stage> <project> [--params params.yaml]
+    python -m pipelines check [--params params.yaml]
+    python -m pipelines predict <project> INPUT [--model DIR_OR_URI] [--output PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+
+STAGES = ("ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
+
+logger = logging.getLogger("pipelines")
+
+
+def _quiet_environment() -> None:
+    # No telemetry calls from an offline pipeline; and keep library chatter out of stage logs.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=STAGES + ("check", "predict"),
+                   help="stage to run, 'check' to validate params only, or 'predict' (see predict --help)")
+    p.add_argument("project", nargs="?", help="classification, translation or summarization")
+    p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
+    p.add_argument("--log-level", default=os.environ.get("PIPELINES_LOG_LEVEL", "INFO"))
+    return p
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    from . import predict
+
+    p = argparse.ArgumentParser(prog="python -m pipelines predict", description=predict.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("project")
+    p.add_argument("input", help=".jsonl, .csv or .txt file of inputs")
+    p.add_argument("--model", help="export folder or MLflow model URI (default: models/<project>/export)")
+    p.add_argument("--output", help="where to write predictions (default: <input>.predictions.jsonl)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--log-level", default=os.environ.get("PIPELINES_LOG_LEVEL", "INFO"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["predict"]:
+        return predict_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    _quiet_environment()
+    for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from .config import load_params
+    from .errors import PipelineError
+
+    try:
+        params = load_params(args.params)
+        if args.stage == "check":
+            print(f"{args.params}: OK ({', '.join(params.projects)})")
+            return 0
+        if not args.project:
+            raise SystemExit("a project is required: python -m pipelines <stage> <project>")
+        params.project(args.project)  # fails early for a missing block
+        module = importlib.import_module(f"pipelines.stages.{args.stage}")
+        summary = module.run(params, args.project)
+    except PipelineError as exc:
+        logger.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: outputs of this stage were not written; re-run to continue", file=sys.stderr)
+        return 130
+    if summary:
+        print(json.dumps({"stage": args.stage, "project": args.project, **summary}, indent=2, default=str))
+    return 0
+
+
+def predict_main(argv: list[str]) -> int:
+    args = build_predict_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    _quiet_environment()
+    from . import predict
+    from .errors import PipelineError
+
+    try:
+        summary = predict.run(args.project, args.input, args.model, args.batch_size, args.output)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

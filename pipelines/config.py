@@ -1,0 +1,542 @@
+"""Typed, validated view of ``params.yaml``.
+
+The file is parsed once, into the pydantic models below. Every problem in it (an unknown or
+misspelt key, a wrong type, an out-of-range value, an impossible combination) is collected and
+raised together as one :class:`ConfigError`, before any stage does work.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+PROJECTS = ("classification", "translation", "summarization")
+DEFAULT_PARAMS = "params.yaml"
+
+
+class Strict(BaseModel):
+    """Base for every block: unknown keys are errors, values are not silently coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+# --------------------------------------------------------------------------- shared blocks
+class CommonConfig(Strict):
+    seed: int = 42
+
+
+class RuntimeConfig(Strict):
+    # auto picks CUDA when present. PIPELINES_DEVICE overrides it per machine without a re-run.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class TrackingConfig(Strict):
+    experiment_prefix: str = "nlp-pipelines"
+    registered_model_prefix: str = ""
+    register_model: bool = True
+    # Fail an export when the registry update fails (True), or keep the exported files and warn.
+    registry_required: bool = True
+
+
+# --------------------------------------------------------------------------- project blocks
+HF_SOURCE = re.compile(r"^hf:[^:\s]+(:[^:\s]+)?$")
+
+
+class DataConfig(Strict):
+    # builtin | a local file or folder | hf:<dataset id>[:<config>]
+    source: str = "builtin"
+    builtin_size: Annotated[int, Field(ge=50, le=1_000_000)] = 4000
+    # Replace undecodable bytes (and count them) or stop with an error.
+    on_bad_utf8: Literal["replace", "error"] = "replace"
+
+    @model_validator(mode="after")
+    def _check_source(self):
+        src = self.source.strip()
+        if not src:
+            raise ValueError("data.source is empty; use 'builtin', a local path or 'hf:<dataset id>'")
+        if src.startswith("hf:") and not HF_SOURCE.match(src):
+            raise ValueError(f"data.source {src!r} is not of the form 'hf:<dataset id>[:<config>]'")
+        if self.kind == "path" and not Path(src).expanduser().exists():
+            raise ValueError(
+                f"data.source {src!r} is neither 'builtin', 'hf:<dataset id>[:<config>]' nor an existing file or "
+                "folder; give a .jsonl/.json/.csv/.parquet file or a folder of train/validation/test files"
+            )
+        empty = [k for k, v in self.model_dump().items() if k.endswith("_field") and v is not None and not str(v).strip()]
+        if empty:
+            raise ValueError(f"data.{empty[0]} is empty; name the column that holds it")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.source == "builtin":
+            return "builtin"
+        if self.source.startswith("hf:"):
+            return "hf"
+        return "path"
+
+
+class ClassificationData(DataConfig):
+    text_field: str = "text"
+    label_field: str = "label"
+
+
+class TranslationData(DataConfig):
+    source_field: str = "source"
+    target_field: str = "target"
+    source_lang: str = "en"
+    target_lang: str = "de"
+
+
+class SummarizationData(DataConfig):
+    document_field: str = "document"
+    summary_field: str = "summary"
+    references_field: str | None = None
+
+
+class CleanConfig(Strict):
+    unicode_form: Literal["NFC", "NFKC"] = "NFKC"
+    strip_html: bool = True
+    min_chars: Annotated[int, Field(ge=0)] = 3
+    max_chars: PositiveInt = 2000
+    # For pairs (translation, summarization): longest / shortest side in characters.
+    max_length_ratio: Annotated[float, Field(gt=1)] = 4.0
+    # Summaries must be shorter than documents; only used by summarization.
+    min_compression: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.min_chars >= self.max_chars:
+            raise ValueError(f"clean.min_chars ({self.min_chars}) must be below clean.max_chars ({self.max_chars})")
+        return self
+
+
+class SplitConfig(Strict):
+    validation_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    # Fraction of test (or validation) texts also found in train above which split fails.
+    max_leakage: Fraction = 0.0
+
+
+class TokenizerConfig(Strict):
+    type: Literal["wordpiece", "bpe", "unigram"] = "wordpiece"
+    vocab_size: Annotated[int, Field(ge=100, le=500_000)] = 4000
+    lowercase: bool = True
+    max_length: Annotated[int, Field(ge=8, le=8192)] = 128
+    # Translation only: one vocabulary for both languages, or one each.
+    shared_vocab: bool = True
+    max_target_length: Annotated[int, Field(ge=4, le=8192)] = 64
+
+
+class ModelConfig(Strict):
+    # scratch, or a checkpoint: a hub id (needs the hub) or a local folder.
+    init: str = "scratch"
+    hidden_size: PositiveInt = 128
+    num_layers: PositiveInt = 2
+    num_decoder_layers: PositiveInt = 2
+    num_heads: PositiveInt = 2
+    intermediate_size: PositiveInt = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    attention: Literal["sdpa", "eager"] = "sdpa"
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"model.hidden_size ({self.hidden_size}) must be divisible by model.num_heads ({self.num_heads})"
+            )
+        return self
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.init == "scratch"
+
+
+class TrainConfig(Strict):
+    epochs: Annotated[float, Field(gt=0, le=1000)] = 1
+    batch_size: PositiveInt = 32
+    learning_rate: PositiveFloat = 5e-4
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup_ratio: Fraction = 0.1
+    gradient_accumulation_steps: PositiveInt = 1
+    max_grad_norm: PositiveFloat = 1.0
+    # fp32, or bf16 / fp16 autocast. fp16 needs CUDA; bf16 on CPU needs a processor that has it.
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    # What to do when precision cannot be used on this device: error, or fall back to fp32 and warn.
+    precision_fallback: bool = False
+    gradient_checkpointing: bool = False
+    group_by_length: bool = False
+    auto_batch_size: bool = False
+    # Saves a resumable checkpoint every this many optimizer steps (and at each epoch end).
+    save_steps: PositiveInt = 50
+    logging_steps: PositiveInt = 10
+    max_steps: int = -1
+
+
+class PretrainConfig(TrainConfig):
+    mlm_probability: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    # Seq2seq denoising: fraction of tokens masked in spans of mean length span_length.
+    mask_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    span_length: Annotated[float, Field(ge=1)] = 3.0
+
+
+class FinetuneConfig(TrainConfig):
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 2
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # Seq2seq: validation generates on at most this many examples each epoch.
+    validation_generate_samples: PositiveInt = 200
+
+
+class PruningConfig(Strict):
+    """Magnitude pruning of the fine-tuned model: the ``pruned`` variant exists when any is above 0."""
+
+    # Global unstructured: this fraction of the transformer blocks' Linear weights set to zero.
+    sparsity: Fraction = 0.0
+    # Structured: attention heads removed from every attention module (smallest weight norms).
+    heads: Annotated[int, Field(ge=0)] = 0
+    # Structured: fraction of feed-forward neurons removed from every layer (the model gets narrower).
+    ffn_fraction: Fraction = 0.0
+    # Distillation epochs from the full model that let the pruned one recover (zeros stay zero);
+    # uses the loss settings of compress.distillation.
+    recovery_epochs: Annotated[float, Field(ge=0, le=100)] = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.sparsity > 0 or self.heads > 0 or self.ffn_fraction > 0
+
+
+class DistillationConfig(Strict):
+    """Knowledge distillation of the fine-tuned model (teacher) into a smaller ``student`` variant."""
+
+    enabled: bool = False
+    # Student shape; null keeps the teacher's value. Layers are initialised from every k-th
+    # teacher layer wherever the shapes match (same width).
+    num_layers: PositiveInt | None = None
+    num_decoder_layers: PositiveInt | None = None  # seq2seq only
+    hidden_size: PositiveInt | None = None
+    num_heads: PositiveInt | None = None
+    intermediate_size: PositiveInt | None = None
+    # Loss: alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy.
+    temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.5
+    epochs: Annotated[float, Field(gt=0, le=1000)] = 1
+    batch_size: PositiveInt = 32
+    learning_rate: PositiveFloat = 5e-4
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup_ratio: Fraction = 0.1
+    max_steps: int = -1  # -1: epochs decide
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.hidden_size is not None and self.num_heads is not None and self.hidden_size % self.num_heads:
+            raise ValueError(f"compress.distillation.hidden_size ({self.hidden_size}) must be divisible by "
+                             f"compress.distillation.num_heads ({self.num_heads})")
+        return self
+
+
+# Float variants the compress stage can make, and the int8 copy of each (dynamic quantization).
+INT8_OF = {"full": "int8", "pruned": "pruned_int8", "student": "student_int8"}
+
+
+class CompressConfig(Strict):
+    # PyTorch dynamic int8 of Linear layers, applied to each variant in `quantize`; none: no int8 variants.
+    quantization: Literal["dynamic_int8", "none"] = "dynamic_int8"
+    # Which float variants get an int8 copy: full -> int8, pruned -> pruned_int8, student -> student_int8.
+    quantize: list[Literal["full", "pruned", "student"]] = ["full"]
+    pruning: PruningConfig = PruningConfig()
+    distillation: DistillationConfig = DistillationConfig()
+    # The fine-tuned model's fp32 ONNX graph under ONNX Runtime (ort_fp32) and ORT's own dynamic int8
+    # quantization of it (ort_int8). Seq2seq: two graphs, greedy decoding without a cache.
+    onnx_runtime: bool = False
+    # Latency measurement: batch-1 calls (batch 32: a quarter as many, at least 3).
+    latency_batches: PositiveInt = 20
+
+    @model_validator(mode="after")
+    def _chain(self):
+        problems = []
+        if len(set(self.quantize)) != len(self.quantize):
+            problems.append(f"compress.quantize lists a variant twice: {self.quantize}")
+        if self.quantization == "none" and "quantize" in self.model_fields_set and self.quantize:
+            problems.append(f"compress.quantize is {self.quantize} but compress.quantization is 'none'; "
+                            "set quantization: dynamic_int8 or quantize: []")
+        if "pruned" in self.quantize and not self.pruning.enabled:
+            problems.append("compress.quantize names 'pruned' but no pruning is set; set compress.pruning.sparsity, "
+                            "heads or ffn_fraction above 0, or remove 'pruned'")
+        if "student" in self.quantize and not self.distillation.enabled:
+            problems.append("compress.quantize names 'student' but compress.distillation.enabled is false")
+        if self.pruning.recovery_epochs and not self.pruning.enabled:
+            problems.append("compress.pruning.recovery_epochs is set but nothing is pruned; set sparsity, heads or "
+                            "ffn_fraction above 0, or recovery_epochs: 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def variants(self) -> list[str]:
+        """Every variant this block makes, the full model first."""
+        out = ["full"]
+        if self.pruning.enabled:
+            out.append("pruned")
+        if self.distillation.enabled:
+            out.append("student")
+        if self.quantization != "none":
+            out += [INT8_OF[v] for v in self.quantize]
+        if self.onnx_runtime:
+            out += ["ort_fp32", "ort_int8"]
+        return out
+
+
+class EvaluateConfig(Strict):
+    batch_size: PositiveInt = 64
+    sample_predictions: Annotated[int, Field(ge=0)] = 20
+    max_examples: int = -1  # -1: the whole test split
+
+
+class GenerationEvaluateConfig(EvaluateConfig):
+    """Seq2seq evaluation generates with batched beam search."""
+
+    num_beams: PositiveInt = 4
+    length_penalty: float = 1.0
+    max_new_tokens: PositiveInt = 64
+    # An empty translation or summary is never right; a young model's first choice is often EOS.
+    min_new_tokens: Annotated[int, Field(ge=0)] = 1
+    no_repeat_ngram_size: Annotated[int, Field(ge=0)] = 0
+
+
+# What export can serve: transformers folders and int8 folders load in the pyfunc model; the ONNX
+# Runtime variants are measured only (the served model runs PyTorch).
+EXPORTABLE = ("full", "int8", "pruned", "pruned_int8", "student", "student_int8")
+
+
+class ExportConfig(Strict):
+    # Which variant compress made is exported and registered, or the most accurate one whose batch-1
+    # CPU latency (median, measured by compress) is within latency_budget_ms.
+    variant: Literal["full", "int8", "pruned", "pruned_int8", "student", "student_int8", "ort_fp32", "ort_int8",
+                     "best_under_latency"] = "full"
+    latency_budget_ms: PositiveFloat | None = None
+    onnx: bool = True
+    onnx_opset: Annotated[int, Field(ge=14, le=23)] = 18
+    onnx_atol: PositiveFloat = 1e-4
+
+    @model_validator(mode="after")
+    def _budget(self):
+        if self.variant.startswith("ort_"):
+            raise ValueError(
+                f"export.variant {self.variant!r} cannot be served: the registered model runs PyTorch. Export one of "
+                f"{', '.join(EXPORTABLE)} or best_under_latency (the exported folder holds the ONNX graph as well)")
+        if self.variant == "best_under_latency" and self.latency_budget_ms is None:
+            raise ValueError("export.variant is best_under_latency but export.latency_budget_ms is not set; "
+                             "give the batch-1 latency budget in milliseconds")
+        if self.variant != "best_under_latency" and self.latency_budget_ms is not None:
+            raise ValueError(f"export.latency_budget_ms is set but export.variant is {self.variant!r}; the budget "
+                             "is used only with variant: best_under_latency (remove it or change the variant)")
+        return self
+
+
+class ProjectBase(Strict):
+    clean: CleanConfig = CleanConfig()
+    split: SplitConfig = SplitConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    compress: CompressConfig = CompressConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _checkpoint_exists(self):
+        init = self.model.init
+        if init != "scratch" and _looks_like_path(init) and not Path(init).is_dir():
+            raise ValueError(
+                f"model.init {init!r} looks like a local folder but does not exist; "
+                "give an existing folder holding a saved model, a hub id, or 'scratch'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _compression_fits_the_model(self):
+        """Compression settings that cannot work with this model, and an export of a variant compress
+        does not make. The model sizes in params describe the teacher only when it is built here
+        (init: scratch); a checkpoint's own sizes are checked when compress runs."""
+        problems = []
+        comp, m = self.compress, self.model
+        d, pr = comp.distillation, comp.pruning
+        if self.model.from_scratch:
+            if pr.heads and pr.heads >= m.num_heads:
+                problems.append(f"compress.pruning.heads ({pr.heads}) must be below model.num_heads ({m.num_heads}): "
+                                "at least one head per attention module must stay")
+            if d.enabled:
+                for key, teacher_key in self._student_keys():
+                    value, limit = getattr(d, key), getattr(m, teacher_key)
+                    if value is not None and value > limit:
+                        problems.append(f"compress.distillation.{key} ({value}) is larger than the teacher's "
+                                        f"model.{teacher_key} ({limit}); a student must not be larger")
+                width = d.hidden_size or m.hidden_size
+                heads = d.num_heads or m.num_heads
+                if width % heads:
+                    problems.append(f"the student's width ({width}) must be divisible by its number of heads "
+                                    f"({heads}); set compress.distillation.hidden_size / num_heads")
+        variant = self.export.variant
+        if variant != "best_under_latency" and variant not in comp.variants():
+            problems.append(f"export.variant is {variant!r} but compress makes only {', '.join(comp.variants())}; "
+                            "enable it in the compress block or export another variant")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _student_keys(self) -> list[tuple[str, str]]:
+        return [("num_layers", "num_layers"), ("hidden_size", "hidden_size"), ("num_heads", "num_heads"),
+                ("intermediate_size", "intermediate_size")]
+
+
+class ClassificationProject(ProjectBase):
+    task: Literal["classification"] = "classification"
+    data: ClassificationData = ClassificationData()
+
+
+class Seq2SeqProject(ProjectBase):
+    evaluate: GenerationEvaluateConfig = GenerationEvaluateConfig()
+
+    def _student_keys(self) -> list[tuple[str, str]]:
+        return super()._student_keys() + [("num_decoder_layers", "num_decoder_layers")]
+
+
+class TranslationProject(Seq2SeqProject):
+    task: Literal["translation"] = "translation"
+    data: TranslationData = TranslationData()
+
+
+class SummarizationProject(Seq2SeqProject):
+    task: Literal["summarization"] = "summarization"
+    data: SummarizationData = SummarizationData()
+
+
+ProjectConfig = Union[ClassificationProject, TranslationProject, SummarizationProject]
+
+
+class Params(Strict):
+    common: CommonConfig = CommonConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    classification: ClassificationProject | None = None
+    translation: TranslationProject | None = None
+    summarization: SummarizationProject | None = None
+
+    def project(self, name: str) -> ProjectConfig:
+        """The block of one project; a clear error when it is absent."""
+        if name not in PROJECTS:
+            raise ConfigError(f"unknown project {name!r}; allowed: {', '.join(PROJECTS)}")
+        block = getattr(self, name)
+        if block is None:
+            raise ConfigError(f"params.yaml has no '{name}:' block; add one (see README) to run this project")
+        return block
+
+    @property
+    def projects(self) -> list[str]:
+        return [p for p in PROJECTS if getattr(self, p) is not None]
+
+
+# --------------------------------------------------------------------------- loading
+def _looks_like_path(value: str) -> bool:
+    # A hub id has at most one slash ("org/name"); anything else with a slash is a folder.
+    return value.startswith((".", "/", "~")) or value.count("/") > 1
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """Walk a pydantic model class along an error location; None if it leaves the models."""
+    import typing
+
+    cur: Any = model
+    for part in loc:
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
+            return None
+        field = cur.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [a for a in typing.get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+        cur = candidates[0] if candidates else ann
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _describe(model: type[BaseModel], err: dict) -> str:
+    # pydantic puts union member tags into the location; drop those that are class names.
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    etype = err["type"]
+    value = err.get("input")
+    if etype == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        msg = f"{key}: unknown key"
+        if hint:
+            msg += f"; did you mean '{'.'.join(map(str, loc[:-1] + (hint[0],)))}'?"
+        if allowed:
+            msg += f" Allowed keys here: {', '.join(allowed)}"
+        return msg
+    if etype == "value_error":
+        # Validators word their messages from the project block down ("model.init ..."): prefix the project.
+        text = str(err.get("msg", "")).removeprefix("Value error, ")
+        return f"{loc[0]}.{text}" if loc and loc[0] in PROJECTS else text
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{key}: {err['msg']} (got {shown})"
+
+
+def parse_params(raw: Any, source: str = DEFAULT_PARAMS) -> Params:
+    """Validate an already-loaded params mapping; raise ConfigError naming every problem."""
+    if raw is None:
+        raise ConfigError(f"{source} is empty; copy the README's params.yaml to start")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must hold a mapping of blocks at the top level, got {type(raw).__name__}")
+    problems: list[str] = []
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_describe(Params, e) for e in exc.errors(include_url=False))
+        params = None
+    if params is not None and not params.projects:
+        problems.append(f"no project block; add at least one of: {', '.join(PROJECTS)}")
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
+        raise ConfigError(f"{source} has {len(problems)} problem(s):\n{lines}")
+    return params
+
+
+def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} not found; run from the repository root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested params to dotted keys, for logging every setting with the run."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump()
+    out: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    else:
+        out[prefix.rstrip(".")] = obj
+    return out

@@ -1,0 +1,1 @@
+"""Raw data for the projects: source loaders and the deterministic builtin generators."""

@@ -1,0 +1,86 @@
+"""Where every stage reads and writes: the one place that knows the layout dvc.yaml declares."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The project root: PIPELINES_ROOT, else the current directory (dvc runs stages there)."""
+    return Path(os.environ.get("PIPELINES_ROOT", os.getcwd())).resolve()
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Inputs and outputs of one project's stages, relative to the repository root."""
+
+    project: str
+    root: Path
+
+    @classmethod
+    def of(cls, project: str, root: Path | None = None) -> "ProjectPaths":
+        return cls(project, root or repo_root())
+
+    # data/<project>/...
+    @property
+    def data(self) -> Path:
+        return self.root / "data" / self.project
+
+    @property
+    def raw(self) -> Path:
+        return self.data / "raw"
+
+    @property
+    def clean(self) -> Path:
+        return self.data / "clean"
+
+    @property
+    def splits(self) -> Path:
+        return self.data / "splits"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.data / "tokenizer"
+
+    @property
+    def encoded(self) -> Path:
+        return self.data / "encoded"
+
+    # models/<project>/...
+    @property
+    def models(self) -> Path:
+        return self.root / "models" / self.project
+
+    @property
+    def pretrained(self) -> Path:
+        return self.models / "pretrained"
+
+    @property
+    def pretrain_checkpoints(self) -> Path:
+        return self.models / "pretrain-checkpoints"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.models / "checkpoints"
+
+    @property
+    def finetuned(self) -> Path:
+        return self.models / "finetuned"
+
+    @property
+    def compressed(self) -> Path:
+        return self.models / "compressed"
+
+    @property
+    def export(self) -> Path:
+        return self.models / "export"
+
+    # reports/<project>/<stage>.json: small JSON files DVC shows as metrics.
+    def report(self, stage: str) -> Path:
+        return self.root / "reports" / self.project / f"{stage}.json"
+
+    # plots/<project>/<name>: CSV files the top-level plots section of dvc.yaml draws.
+    def plot(self, name: str) -> Path:
+        return self.root / "plots" / self.project / name

@@ -1,0 +1,126 @@
+"""Stage clean: normalise text, drop rows that cannot be used, remove duplicates, report counts.
+
+Rules (each counted in reports/<project>/clean.json):
+- every text field: HTML stripped, Unicode normalised, control and invisible characters removed,
+  whitespace folded;
+- dropped: empty field, shorter than clean.min_chars, longer than clean.max_chars, missing label,
+  pairs whose length ratio exceeds clean.max_length_ratio, summaries not shorter than documents;
+- duplicates of the input text, exact or after normalisation (case, punctuation, spacing), keep
+  one copy. When the source brings its own splits, the test copy is kept first, then validation,
+  so given test sets stay as they are and nothing leaks into train.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter
+
+from ..config import Params
+from ..errors import DataError
+from ..io import atomic_dir, read_jsonl, write_json, write_jsonl
+from ..paths import ProjectPaths
+from ..tasks import get_task
+from ..text import clean_text, dedupe_key
+
+logger = logging.getLogger(__name__)
+
+SPLIT_PRIORITY = {"test": 0, "validation": 1, "train": 2}
+
+
+def clean_records(records: list[dict], task, cfg) -> tuple[list[dict], dict]:
+    """Apply the rules to canonical records; return the kept records and the report."""
+    rules = cfg.clean
+    dropped: Counter = Counter()
+    modified: Counter = Counter()
+    kept: list[dict] = []
+    for rec in records:
+        out = dict(rec)
+        reason = None
+        for f in task.text_fields:
+            val = out.get(f)
+            if val is None:
+                reason = reason or "empty"
+                continue
+            text, changed = clean_text(str(val), rules.unicode_form, rules.strip_html)
+            modified.update(changed)
+            out[f] = text
+            if not text:
+                reason = reason or "empty"
+            elif len(text) < rules.min_chars:
+                reason = reason or "too_short"
+            elif len(text) > rules.max_chars:
+                reason = reason or "too_long"
+        if task.target_field not in task.text_fields:  # a label
+            label = out.get(task.target_field)
+            label = "" if label is None else str(label).strip()
+            out[task.target_field] = label
+            if not label:
+                reason = reason or "missing_label"
+        if out.get("references"):
+            refs = [clean_text(str(r), rules.unicode_form, rules.strip_html)[0] for r in out["references"] if r]
+            out["references"] = [r for r in refs if r] or None
+        if reason is None and len(task.text_fields) == 2:
+            a, b = (len(out[f]) for f in task.text_fields)
+            if task.name == "summarization":
+                if b * rules.min_compression >= a:
+                    reason = "summary_not_shorter"
+            elif max(a, b) / max(1, min(a, b)) > rules.max_length_ratio:
+                reason = "length_ratio"
+        if reason:
+            dropped[reason] += 1
+            continue
+        kept.append(out)
+
+    # Keep test copies first, so a given test set is never thinned in favour of train.
+    kept.sort(key=lambda r: SPLIT_PRIORITY.get(r.get("split", "train"), 2))
+    seen_exact: dict[str, dict] = {}
+    seen_norm: dict[str, dict] = {}
+    unique: list[dict] = []
+    conflicting = 0
+    for rec in kept:
+        text = rec[task.input_field]
+        norm = dedupe_key(text)
+        first = seen_exact.get(text) or seen_norm.get(norm)
+        if first is not None:
+            dropped["duplicate_exact" if text in seen_exact else "duplicate_normalized"] += 1
+            if first.get(task.target_field) != rec.get(task.target_field):
+                conflicting += 1
+            continue
+        seen_exact[text] = rec
+        seen_norm[norm] = rec
+        unique.append(rec)
+
+    lengths = {f: [len(r[f]) for r in unique] for f in task.text_fields}
+    report = {
+        "rows_in": len(records),
+        "rows_out": len(unique),
+        "dropped_total": sum(dropped.values()),
+        "dropped": dict(sorted(dropped.items())),
+        "modified": dict(sorted(modified.items())),
+        "duplicates_with_other_target": conflicting,
+        "length_chars": {
+            f: {"min": min(v), "median": statistics.median(v), "max": max(v)} for f, v in lengths.items() if v
+        },
+    }
+    return unique, report
+
+
+def run(params: Params, project: str) -> dict:
+    cfg = params.project(project)
+    task = get_task(cfg.task)
+    paths = ProjectPaths.of(project)
+    records = read_jsonl(paths.raw / "data.jsonl")
+    if not records:
+        raise DataError(f"{paths.raw / 'data.jsonl'} holds no records; check data.source")
+    kept, report = clean_records(records, task, cfg)
+    if not kept:
+        raise DataError(
+            f"clean dropped all {len(records)} rows ({report['dropped']}); check the field names and "
+            "the clean.min_chars / clean.max_chars limits"
+        )
+    with atomic_dir(paths.clean) as tmp:
+        write_jsonl(tmp / "data.jsonl", kept)
+    write_json(paths.report("clean"), report)
+    logger.info("clean kept %d of %d rows; dropped %s", len(kept), len(records), report["dropped"])
+    return {"rows_in": report["rows_in"], "rows_out": report["rows_out"], "dropped": report["dropped"]}

@@ -1,0 +1,120 @@
+"""Stage evaluate: every variant compress made (the full model, int8, pruned, student, ONNX Runtime
+...) on the test split, with the project's metric modules (loaded by path through the ``evaluate``
+library), joined with compress's size and latency measurements into one table.
+
+Writes reports/<project>/evaluate.json (metrics of every variant, DVC metrics),
+reports/<project>/variants.json (the variant table, DVC metrics), plots/<project>/evaluate.csv and
+plots/<project>/variants.csv (metric against batch-1 latency, DVC plots), and adds test metrics,
+the variant table, a figure and a table of sample predictions to the model's MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .. import tracking
+from ..compression import load_hf_model
+from ..config import Params
+from ..io import read_json, read_jsonl, write_csv, write_json
+from ..paths import ProjectPaths
+from ..tasks import get_task
+from ..tokenization import load_tokenizers
+from ..training import resolve_device
+from .compress import MANIFEST
+
+logger = logging.getLogger(__name__)
+
+# Columns of plots/<p>/variants.csv besides the primary metric.
+VARIANT_COLUMNS = ["variant", "latency_ms", "latency_p95_ms", "examples_per_second_batch32", "size_bytes",
+                   "parameters", "nonzero_parameters", "metric_change"]
+
+
+def test_records(paths: ProjectPaths, cfg) -> list[dict]:
+    records = read_jsonl(paths.splits / "test.jsonl")
+    return records[: cfg.evaluate.max_examples] if cfg.evaluate.max_examples > 0 else records
+
+
+def load_variant(name: str, entry: dict, paths: ProjectPaths, impl, tokenizers, cfg, device: str):
+    """A variant as a model the task's evaluate_model accepts, and the device to run it on."""
+    folder = paths.finetuned if entry["path"] is None else paths.compressed / entry["path"]
+    if entry["kind"] == "onnx":
+        return impl.ort_model(folder, tokenizers, cfg), "cpu"
+    if entry["kind"] == "int8":
+        return load_hf_model(folder), "cpu"  # dynamic int8 kernels are CPU kernels
+    return load_hf_model(folder, device), device
+
+
+def variant_table(results: dict, compress: dict, primary: str) -> dict[str, dict]:
+    """One row per variant: its primary metric and change from the full model, with compress's sizes
+    and CPU latencies."""
+    measured = compress.get("variants", {})
+    full = results["full"]["primary"]
+    table = {}
+    for name, res in results.items():
+        m = measured.get(name, {})
+        row = {primary: res["primary"], "metric_change": res["primary"] - full}
+        for key in ("size_bytes", "size_gzip_bytes", "parameters", "nonzero_parameters", "speedup_batch1",
+                    "size_ratio", "decoding"):
+            if m.get(key) is not None:
+                row[key] = m[key]
+        if "batch1" in m:
+            row["latency_ms"] = m["batch1"]["median_ms"]
+            row["latency_p95_ms"] = m["batch1"]["p95_ms"]
+            row["examples_per_second_batch32"] = m["batch32"]["examples_per_second"]
+        table[name] = row
+    return table
+
+
+def run(params: Params, project: str) -> dict:
+    cfg = params.project(project)
+    task = get_task(cfg.task)
+    impl = task.impl()
+    paths = ProjectPaths.of(project)
+    device = resolve_device(params)
+    tokenizers = load_tokenizers(paths.tokenizer)
+    records = test_records(paths, cfg)
+    manifest = read_json(paths.compressed / MANIFEST)
+    order = cfg.compress.variants()  # the chain's order, not the file's (sorted) one
+    manifest = dict(sorted(manifest.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    compress = read_json(paths.report("compress"))
+
+    results = {}
+    for name, entry in manifest.items():
+        model, where = load_variant(name, entry, paths, impl, tokenizers, cfg, device)
+        results[name] = impl.evaluate_model(model, tokenizers, records, cfg, where)
+        logger.info("test %s of %s: %.4f", task.primary_metric, name, results[name]["primary"])
+
+    report = {name: res["metrics"] for name, res in results.items()}
+    report["examples"] = len(records)
+    report["primary_metric"] = task.primary_metric
+    for name in results:
+        if name != "full":
+            report[f"{name}_change"] = results[name]["primary"] - results["full"]["primary"]
+    report.update(results["full"].get("report_extra", {}))
+    write_json(paths.report("evaluate"), report)
+    rows, columns = impl.plot_rows(results["full"])
+    write_csv(paths.plot("evaluate.csv"), rows, columns)
+
+    table = variant_table(results, compress, task.primary_metric)
+    write_json(paths.report("variants"), {"primary_metric": task.primary_metric, "examples": len(records),
+                                          "variants": table})
+    write_csv(paths.plot("variants.csv"), [{"variant": n, **row} for n, row in table.items()],
+              VARIANT_COLUMNS[:2] + [task.primary_metric] + VARIANT_COLUMNS[2:])
+
+    run_id = read_json(paths.report("finetune")).get("mlflow_run_id")
+    with tracking.run(params, project, run_id=run_id, run_name=f"{project}-finetune"):
+        for name, res in results.items():
+            tracking.log_metrics(res["metrics"], prefix="test_" if name == "full" else f"{name}_test_")
+        for name, row in table.items():
+            tracking.log_metrics(row, prefix=f"variant.{name}.")
+        tracking.log_dict(report, "evaluate/metrics.json")
+        columns = list(dict.fromkeys(k for row in table.values() for k in row))
+        tracking.log_table([{"variant": n, **{k: row.get(k) for k in columns}} for n, row in table.items()],
+                           "evaluate/variants.json")
+        tracking.log_table(results["full"]["samples"], "evaluate/sample_predictions.json")
+        fig = impl.figure(results["full"])
+        if fig is not None:
+            tracking.log_figure(fig, f"evaluate/{impl.FIGURE_NAME}")
+    logger.info("test %s: %s", task.primary_metric,
+                ", ".join(f"{n} {res['primary']:.4f}" for n, res in results.items()))
+    return {name: res["metrics"] for name, res in results.items()} | {"examples": len(records)}

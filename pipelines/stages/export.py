@@ -1,0 +1,147 @@
+"""Stage export: the variant of the model that params choose (``export.variant``: full, int8,
+pruned, student, ... or the most accurate one within ``export.latency_budget_ms``), in the format
+the served model loads (a transformers folder, or an int8 folder for the int8 variants) with its
+tokenizer, an ONNX file checked against PyTorch with onnxruntime, and a new version in the MLflow
+registry whose tag ``variant`` says which variant it is.
+
+The new version gets the alias ``candidate``; ``champion`` moves to it only if its primary test
+metric is at least the champion's on the same test data (see tracking.log_and_register).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from .. import tracking
+from ..compression import load_hf_model, quantize_onnx_int8, weights_size
+from ..config import EXPORTABLE, Params
+from ..errors import PipelineError, TrackingError
+from ..io import atomic_dir, content_hash, read_json, read_jsonl, write_json
+from ..paths import ProjectPaths
+from ..tasks import get_task
+from ..tokenization import load_tokenizers, save_tokenizers
+from .compress import MANIFEST
+
+logger = logging.getLogger(__name__)
+
+# What the served model needs besides the pipeline's own code.
+SERVING_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "tokenizers", "safetensors", "pandas",
+                        "pydantic>=2.7,<3", "pyyaml", "numpy"]
+
+
+def choose_variant(export_cfg, table: dict[str, dict], primary: str) -> tuple[str, str]:
+    """The variant to export and why: the one params name, or the most accurate exportable variant
+    whose batch-1 median latency is within the budget (ties: the faster)."""
+    if export_cfg.variant != "best_under_latency":
+        if export_cfg.variant not in table:
+            raise PipelineError(f"export.variant is {export_cfg.variant!r} but the variant table has only "
+                                f"{', '.join(table)}; re-run compress and evaluate")
+        return export_cfg.variant, "export.variant"
+    budget = export_cfg.latency_budget_ms
+    timed = {n: r for n, r in table.items() if n in EXPORTABLE and r.get("latency_ms") is not None}
+    fits = {n: r for n, r in timed.items() if r["latency_ms"] <= budget}
+    if not fits:
+        by_latency = sorted(timed.items(), key=lambda x: x[1]["latency_ms"])
+        shown = ", ".join(f"{n} {r['latency_ms']:.2f} ms" for n, r in by_latency)
+        raise PipelineError(f"no exportable variant meets export.latency_budget_ms={budget} (batch-1 median on the "
+                            f"compress machine: {shown}); raise the budget or add a faster variant in the compress "
+                            "block (distillation, pruning, quantize); nothing was exported")
+    best = max(fits, key=lambda n: (fits[n][primary], -fits[n]["latency_ms"]))
+    return best, (f"best_under_latency: most accurate of {', '.join(sorted(fits))} within {budget} ms "
+                  f"({fits[best]['latency_ms']:.2f} ms, {primary} {fits[best][primary]:.4f})")
+
+
+def run(params: Params, project: str) -> dict:
+    cfg = params.project(project)
+    task = get_task(cfg.task)
+    impl = task.impl()
+    paths = ProjectPaths.of(project)
+    tokenizers = load_tokenizers(paths.tokenizer)
+    records = read_jsonl(paths.splits / "test.jsonl")[:64]
+    evaluation = read_json(paths.report("evaluate"))
+    finetune = read_json(paths.report("finetune"))
+    primary = task.primary_metric
+    variant, reason = choose_variant(cfg.export, read_json(paths.report("variants"))["variants"], primary)
+    manifest = read_json(paths.compressed / MANIFEST)
+    entry = manifest[variant]
+
+    def folder(name: str) -> Path:
+        path = manifest[name]["path"]
+        return paths.finetuned if path is None else paths.compressed / path
+
+    metric_value = evaluation[variant][primary]
+    settings = cfg.model_dump(mode="json")
+    settings["model"]["init"] = "scratch"  # the served model needs no checkpoint folder of the training machine
+    with atomic_dir(paths.export) as tmp:
+        if entry["kind"] == "int8":
+            # The int8 folder as compress wrote it (load_hf_model reads it); ONNX comes from its float source.
+            shutil.copytree(folder(variant), tmp / "hf")
+            float_model = load_hf_model(folder(entry["source"]))
+        else:
+            float_model = load_hf_model(folder(variant))
+            float_model.save_pretrained(str(tmp / "hf"), safe_serialization=True)
+        save_tokenizers(tokenizers, tmp / "hf")
+        onnx_report = {}
+        if cfg.export.onnx:
+            onnx_report = impl.export_onnx(float_model, tokenizers, records, tmp, cfg)
+            if onnx_report["onnx_max_abs_diff"] > cfg.export.onnx_atol:
+                raise PipelineError(
+                    f"ONNX output differs from PyTorch by {onnx_report['onnx_max_abs_diff']:.2e}, above "
+                    f"{project}.export.onnx_atol={cfg.export.onnx_atol}; nothing was exported"
+                )
+            if entry["kind"] == "int8":
+                # The ONNX counterpart of an int8 variant: ONNX Runtime's dynamic int8 of the float graph.
+                onnx_report["onnx_int8_files"] = []
+                for graph in impl.onnx_files(tmp):
+                    quantize_onnx_int8(graph, graph.with_suffix(".int8.onnx"))
+                    onnx_report["onnx_int8_files"].append(graph.with_suffix(".int8.onnx").name)
+        info = {"project": project, "task": task.name, "settings": settings, "primary_metric": primary,
+                "variant": variant, "variant_reason": reason, "test_metrics": evaluation[variant],
+                "mlflow_run_id": finetune.get("mlflow_run_id"), **tracking.git_commit()}
+        write_json(tmp / "export.json", info)
+    report = {"export_dir": str(paths.export.relative_to(paths.root)), **onnx_report, "variant": variant,
+              "variant_reason": reason, "hf_size_bytes": weights_size(paths.export / "hf")}
+
+    if params.tracking.register_model:
+        report.update(register(params, project, paths, finetune.get("mlflow_run_id"), primary, metric_value, variant))
+    write_json(paths.report("export"), report)
+    return report
+
+
+def lineage(params: Params, project: str, paths: ProjectPaths) -> dict[str, str]:
+    """What a scheduled retraining compares to decide whether anything changed since this model."""
+    from ..training import fingerprint
+
+    return {"data.raw.sha256": content_hash(paths.raw),
+            "params.sha256": fingerprint(params.common.model_dump(), params.project(project).model_dump())}
+
+
+def register(params: Params, project: str, paths: ProjectPaths, run_id: str | None, primary: str,
+             value: float, variant: str = "full") -> dict:
+    """Log the served model and register it; a failed update leaves the champion as it was."""
+    from ..serving import TextModel
+
+    cfg = params.project(project)
+    test_hash = content_hash(paths.splits / "test.jsonl")
+    description = (f"{project} ({cfg.task}), init={cfg.model.init}, test {primary}={value:.4f} on "
+                   f"test data {test_hash[:12]}; variant: {variant}; commit {tracking.git_commit().get('git.commit')}")
+    try:
+        if run_id is None:
+            raise TrackingError("reports/<project>/finetune.json has no mlflow_run_id; re-run finetune")
+        result = tracking.log_and_register(
+            params, project, run_id, python_model=TextModel(), artifacts={"export": str(paths.export)},
+            code_paths=[str(Path(__file__).resolve().parents[1])], pip_requirements=SERVING_REQUIREMENTS,
+            metric_name=primary, metric_value=value, test_data_hash=test_hash, description=description,
+            version_tags={"variant": variant, "project": project, "task": cfg.task, **lineage(params, project, paths)},
+        )
+    except TrackingError:
+        raise
+    except Exception as exc:
+        if params.tracking.registry_required:
+            raise TrackingError(f"registering the {project} model failed ({type(exc).__name__}: {exc}); "
+                                "the champion alias was not changed") from exc
+        logger.warning("registry update failed (%s); files are exported, champion unchanged", exc)
+        return {"registered": False, "registry_error": str(exc)}
+    return {"registered": True, **result}

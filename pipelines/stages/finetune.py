@@ -1,0 +1,92 @@
+"""Stage finetune: train the task model from the pretrained weights, validate each epoch, keep the
+best checkpoint, stop early, and resume from the last checkpoint after an interruption.
+
+The MLflow run started here is the run of this model: evaluate and export add to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .. import tracking
+from ..config import Params, flatten
+from ..io import atomic_dir, content_hash, read_json, write_csv, write_json
+from ..paths import ProjectPaths
+from ..tasks import get_task
+from ..tokenization import load_tokenizers
+from ..training import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device,
+                        resolve_precision, resume_settings, save_resume_state, train)
+from .pretrain import INIT_FILE
+
+logger = logging.getLogger(__name__)
+
+
+def init_source(pretrained: Path) -> str:
+    """The folder finetune starts from, or the checkpoint name pretrain recorded."""
+    marker = pretrained / INIT_FILE
+    return read_json(marker)["checkpoint"] if marker.exists() else str(pretrained)
+
+
+def lineage_tags(paths: ProjectPaths) -> dict[str, str]:
+    """Tags tying the run to the data it saw: DVC's hashes from dvc.lock and our own content hashes."""
+    from ..dvc_info import locked_hashes
+
+    tags = {f"dvc.{k}": v for k, v in locked_hashes(paths.root, [paths.splits, paths.encoded]).items()}
+    tags["data.splits.sha256"] = content_hash(paths.splits)
+    tags["data.test.sha256"] = content_hash(paths.splits / "test.jsonl")
+    return tags
+
+
+def run(params: Params, project: str) -> dict:
+    import datasets
+
+    cfg = params.project(project)
+    task = get_task(cfg.task)
+    impl = task.impl()
+    paths = ProjectPaths.of(project)
+    device = resolve_device(params)
+    precision = resolve_precision(cfg.finetune, device, f"{project}.finetune")
+    tokenizers = load_tokenizers(paths.tokenizer)
+    dsd = datasets.load_from_disk(str(paths.encoded))
+    init = init_source(paths.pretrained)
+    model = impl.build_model(cfg, init, dsd, tokenizers)
+    collator = KeepKeys(impl.collator(tokenizers, cfg, model), impl.FINETUNE_KEYS)
+
+    ckpt = paths.checkpoints
+    fp = fingerprint("finetune", cfg.model.model_dump(), resume_settings(cfg.finetune), params.common.seed,
+                     content_hash(paths.encoded), content_hash(paths.pretrained), precision)
+    state = prepare_checkpoint_dir(ckpt, fp) or {}
+    tags = {"stage": "finetune", "project": project, "task": task.name, "model.init": cfg.model.init,
+            **tracking.git_commit(), **lineage_tags(paths)}
+    with tracking.run(params, project, run_id=state.get("run_id"), run_name=f"{project}-finetune",
+                      tags=tags) as run_id:
+        save_resume_state(ckpt, {"fingerprint": fp, "run_id": run_id})
+        if state.get("run_id"):
+            tracking.set_tags({"resumed": "true"})
+        everything = {"seed": params.common.seed, **flatten(cfg, "")}
+        tracking.log_params(everything)
+        # Validation generates greedily up to the target length: cheap enough for every epoch.
+        args = build_args(cfg.finetune, ckpt, device, precision, params.common.seed, evaluate=True,
+                          best_metric=impl.metric_for_best_model(cfg), seq2seq=impl.SEQ2SEQ,
+                          generation_max_length=cfg.tokenizer.max_target_length, generation_num_beams=1)
+        outcome = train(model, args, dsd["train"], impl.eval_dataset(dsd, cfg), collator, ckpt,
+                        callbacks=[tracking.trainer_callback()], compute_metrics=impl.compute_metrics_fn(
+                            dsd, tokenizers, cfg), early_stopping_patience=cfg.finetune.early_stopping_patience,
+                        trainer_cls=impl.trainer_class(), save_steps=cfg.finetune.save_steps,
+                        auto_batch_size=cfg.finetune.auto_batch_size,
+                        extra_trainer_kwargs=impl.trainer_kwargs(tokenizers, cfg))
+        losses, evals = curve_rows(outcome.log_history)
+        best = outcome.trainer.state.best_metric
+        report = {**outcome.report, "mlflow_run_id": run_id, "best_validation": best,
+                  "validation_metric": args.metric_for_best_model}
+        tracking.log_metrics({k: v for k, v in report.items() if k != "best_validation"}, prefix="train_")
+        if best is not None:
+            tracking.log_metrics({f"best_validation_{args.metric_for_best_model}": best})
+    with atomic_dir(paths.finetuned) as tmp:
+        outcome.trainer.save_model(str(tmp))
+    write_csv(paths.plot("finetune_loss.csv"), losses, ["step", "epoch", "loss", "learning_rate"])
+    eval_cols = sorted({k for r in evals for k in r}, key=lambda k: (k != "epoch", k))
+    write_csv(paths.plot("finetune_validation.csv"), evals, eval_cols or ["epoch"])
+    write_json(paths.report("finetune"), report)
+    return report
