@@ -1,0 +1,81 @@
+"""Command line of the flows.
+
+    python -m flows run <project> [-S key=value ...] [--checkout DIR] [--retries N] [--no-push]
+    python -m flows retrain <project> [--force] [--checkout DIR]
+    python -m flows deploy [NAME ...] [--checkout DIR]
+
+Without PREFECT_API_URL, `run` and `retrain` use Prefect's local mode (a temporary server for this
+process; nothing to start). With it, they report to that server like a worker's runs. `deploy`
+needs a server: it creates the deployments of prefect.yaml there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m flows", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every stage of a project (DVC skips what is up to date)")
+    run.add_argument("project")
+    run.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="write a param into params.yaml first, as `dvc exp run -S` (repeatable)")
+    retrain = sub.add_parser("retrain", help="retrain if the data or params changed since the champion")
+    retrain.add_argument("project")
+    retrain.add_argument("--force", action="store_true", help="retrain even when nothing changed")
+    for sp in (run, retrain):
+        sp.add_argument("--checkout", default=".", help="the repository checkout to run in (default: %(default)s)")
+        sp.add_argument("--retries", type=int, default=None,
+                        help="retries of a failed stage (default: PIPELINES_FLOW_RETRIES or 1)")
+        sp.add_argument("--no-push", action="store_true", help="do not `dvc push` outputs at the end")
+    deploy = sub.add_parser("deploy", help="create the deployments of prefect.yaml on the server")
+    deploy.add_argument("names", nargs="*", help="deployment names (default: all)")
+    deploy.add_argument("--checkout", default=".", help="working directory of the deployments (default: %(default)s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("PIPELINES_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for var, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DVC_NO_ANALYTICS", "1"),
+                       ("MLFLOW_DISABLE_TELEMETRY", "true")):
+        os.environ.setdefault(var, value)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
+    from flows.checkout import FlowError, parse_overrides
+
+    checkout = str(Path(args.checkout).resolve())
+    try:
+        if args.command == "deploy":
+            from flows.deploy import deploy
+
+            ids = deploy(Path(checkout), args.names or None)
+            print(json.dumps(ids, indent=2))
+            return 0
+        from flows.pipeline import pipeline, retrain
+
+        common = {"checkout": checkout, "retries": args.retries, "push": not args.no_push}
+        if args.command == "run":
+            state = pipeline(args.project, overrides=parse_overrides(args.overrides), return_state=True, **common)
+        else:
+            state = retrain(args.project, force=args.force, return_state=True, **common)
+    except FlowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not state.is_completed():
+        print(f"error: {state.message}", file=sys.stderr)
+        return 1
+    result = state.result()
+    print(json.dumps(result if result is not None else {"message": state.message}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The Prefect flows: one pipeline run of a project, and a scheduled retraining that first checks
+whether anything changed since the champion was trained.
+
+Each DVC stage is one task (``dvc repro --single-item <stage>@<project>``), so the Prefect UI shows
+every stage with its logs, duration and state; a stage DVC finds up to date ends as a Completed
+state named ``Skipped``. The flow runs where the worker runs: in the worker's checkout of this
+repository (the deployment's working directory), with the worker's environment, so a GPU worker
+trains on CUDA and ``MLFLOW_TRACKING_URI`` sends results to the team's MLflow server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Completed
+
+from flows import checkout as co
+
+# A second flow run on the same checkout waits this long for the first before failing.
+LOCK_TIMEOUT_SECONDS = 6 * 3600
+
+
+def _retry_settings(retries: int | None, delay: float | None) -> tuple[int, float]:
+    """Retries of a failed stage: the flow parameter, else PIPELINES_FLOW_RETRIES (default 1);
+    the wait between tries: the parameter, else PIPELINES_FLOW_RETRY_DELAY seconds (default 30)."""
+    if retries is None:
+        retries = int(os.environ.get("PIPELINES_FLOW_RETRIES", "1"))
+    if delay is None:
+        delay = float(os.environ.get("PIPELINES_FLOW_RETRY_DELAY", "30"))
+    return max(0, retries), max(0.0, delay)
+
+
+def _is_transient(task, task_run, state) -> bool:
+    """Retry a failed stage unless retrying cannot help (bad params or data: exit codes 2 and 3)."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:
+        return True
+    if isinstance(exc, co.StageFailed):
+        return exc.transient
+    return not isinstance(exc, co.FlowError)
+
+
+@task(name="check-params", task_run_name="check-params@{project}", cache_policy=NO_CACHE)
+def check_params(project: str, root: str, overrides: dict[str, Any] | None = None) -> list[str]:
+    """Apply the overrides to params.yaml and validate it (``python -m pipelines check``)."""
+    logger = get_run_logger()
+    if overrides:
+        changed = co.apply_overrides(Path(root), project, overrides)
+        logger.info("params.yaml: %s", ", ".join(f"{k}={overrides[k]!r}" for k in changed) if changed
+                    else "overrides already in place")
+        return changed
+    co.validate_params(Path(root), project)
+    logger.info("params.yaml is valid")
+    return []
+
+
+@task(name="stage", task_run_name="{stage}@{project}", cache_policy=NO_CACHE, retry_condition_fn=_is_transient)
+def run_stage(stage: str, project: str, root: str):
+    """One DVC stage; Completed (ran), or Completed named Skipped / Cached when DVC had nothing to run."""
+    logger = get_run_logger()
+    outcome = co.repro_stage(Path(root), stage, project, log=logger.info)
+    if outcome.status == "skipped":
+        return Completed(name="Skipped", message=f"{outcome.target}: up to date, DVC skipped it", data=asdict(outcome))
+    if outcome.status == "cached":
+        return Completed(name="Cached", message=f"{outcome.target}: outputs restored from DVC's run cache",
+                         data=asdict(outcome))
+    logger.info("%s ran in %.1f s", outcome.target, outcome.seconds)
+    return asdict(outcome)
+
+
+@task(name="lineage", task_run_name="lineage@{project}", cache_policy=NO_CACHE)
+def check_lineage(project: str, root: str) -> dict:
+    """Compare the checkout's data and params hashes with the champion's lineage tags."""
+    logger = get_run_logger()
+    rc, out, err = co.run_logged([sys.executable, "-m", "flows.lineage", project], Path(root), logger.debug)
+    if rc != 0:
+        raise co.FlowError("checking what changed since the champion failed:\n" + "\n".join(err))
+    verdict = json.loads(out[-1])
+    for reason in verdict["reasons"]:
+        logger.info("changed: %s", reason)
+    return verdict
+
+
+@task(name="dvc-push", task_run_name="dvc-push@{project}", cache_policy=NO_CACHE)
+def push_outputs(project: str, root: str) -> str:
+    """Send the project's outputs to the DVC remote (the cache other workers share)."""
+    return co.push(Path(root), project, log=get_run_logger().info)
+
+
+def _root(checkout: str | None, project: str) -> Path:
+    root = Path(checkout or os.getcwd()).resolve()
+    co.check_project(root, project)
+    return root
+
+
+def _stages(project: str, root: Path, stages, retries: int, delay: float) -> list[co.StageOutcome]:
+    task_ = run_stage.with_options(retries=retries, retry_delay_seconds=delay)
+    outcomes = []
+    for stage in stages:
+        # in order: each stage reads what the one before wrote; a failure raises and fails the flow
+        state = task_(stage, project, str(root), return_state=True)
+        outcomes.append(co.StageOutcome(**state.result()))
+    return outcomes
+
+
+def _finish(project: str, root: Path, outcomes: list[co.StageOutcome], push: bool) -> dict:
+    logger = get_run_logger()
+    pushed = None
+    if push:
+        state = push_outputs(project, str(root), return_state=True)
+        if state.is_completed():
+            pushed = state.result()
+        else:
+            pushed = f"dvc push failed: {state.message}"
+            logger.warning("%s (the model is registered; push again with `dvc push`)", pushed)
+    summary = co.run_summary(root, project, outcomes, pushed, flow_run_id=flow_run.id)
+    create_markdown_artifact(
+        key=f"{project}-pipeline-run", markdown=co.summary_markdown(summary),
+        description=f"{project}: test metrics, MLflow run and registry version of this run")
+    logger.info("%s: version %s, champion %s", project, summary["version"],
+                "moved" if summary["champion_moved"] else "unchanged")
+    return summary
+
+
+def _lock(root: Path, timeout: float):
+    logger = get_run_logger()
+    return co.checkout_lock(root, timeout, owner=f"flow run {flow_run.id}",
+                            on_wait=lambda holder: logger.info("waiting for the checkout lock (held by %s)", holder))
+
+
+@flow(name="nlp-pipeline", flow_run_name="{project}")
+def pipeline(project: str = "classification", overrides: dict[str, Any] | None = None,
+             checkout: str | None = None, retries: int | None = None, retry_delay_seconds: float | None = None,
+             push: bool = True, lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS) -> dict:
+    """Run every DVC stage of ``project`` in order in ``checkout`` (default: the working directory),
+    after writing ``overrides`` ({dotted key: value}) into its params.yaml and validating it."""
+    root = _root(checkout, project)
+    retries, delay = _retry_settings(retries, retry_delay_seconds)
+    with _lock(root, lock_timeout_seconds):
+        check_params(project, str(root), overrides)
+        outcomes = _stages(project, root, co.STAGES, retries, delay)
+        return _finish(project, root, outcomes, push)
+
+
+@flow(name="nlp-retrain", flow_run_name="retrain-{project}")
+def retrain(project: str = "classification", checkout: str | None = None, force: bool = False,
+            retries: int | None = None, retry_delay_seconds: float | None = None, push: bool = True,
+            lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS):
+    """Scheduled retraining: re-ingest the source, and run the rest of the pipeline only if the data
+    or the params differ from those the champion was trained on (or ``force``)."""
+    root = _root(checkout, project)
+    retries, delay = _retry_settings(retries, retry_delay_seconds)
+    with _lock(root, lock_timeout_seconds):
+        check_params(project, str(root))
+        outcomes = _stages(project, root, co.STAGES[:1], retries, delay)
+        verdict = ({"changed": True, "reasons": ["forced (force=true)"]} if force
+                   else check_lineage(project, str(root)))
+        if not verdict["changed"]:
+            note = (f"Nothing changed since champion version {verdict['champion_version']} of "
+                    f"{verdict['registered_model']!r} was trained (data {verdict['current']['data.raw.sha256'][:12]}, "
+                    f"params {verdict['current']['params.sha256'][:12]}); not retraining.")
+            create_markdown_artifact(key=f"{project}-retrain-check", markdown=f"# {project}: retraining\n\n{note}\n",
+                                     description=note)
+            get_run_logger().info(note)
+            return Completed(name="Skipped", message=note, data={"project": project, "retrained": False, **verdict})
+        outcomes += _stages(project, root, co.STAGES[1:], retries, delay)
+        return {**_finish(project, root, outcomes, push), "retrained": True, "reasons": verdict["reasons"]}
