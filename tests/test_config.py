@@ -1,0 +1,186 @@
+"""params.yaml validation: every problem named with its key and what is allowed, before any work."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipelines.config import ConfigError, load_params, parse_params
+
+
+@pytest.fixture
+def raw(repo):
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
+def problems(raw) -> str:
+    with pytest.raises(ConfigError) as exc:
+        parse_params(raw)
+    return str(exc.value)
+
+
+def test_repository_params_are_valid(repo):
+    params = load_params(repo / "params.yaml")
+    assert "classification" in params.projects
+
+
+def test_misspelt_key_gets_a_suggestion(raw):
+    raw["classification"]["finetune"]["learnig_rate"] = 0.1
+    msg = problems(raw)
+    assert "classification.finetune.learnig_rate: unknown key" in msg
+    assert "did you mean 'classification.finetune.learning_rate'" in msg
+
+
+@pytest.mark.parametrize(
+    "block, key, value, expected",
+    [
+        ("finetune", "learning_rate", -1, "greater than 0"),
+        ("finetune", "learning_rate", 0, "greater than 0"),
+        ("finetune", "batch_size", 0, "greater than 0"),
+        ("finetune", "batch_size", "big", "valid integer"),
+        ("tokenizer", "type", "sentencepiece", "'wordpiece', 'bpe' or 'unigram'"),
+        ("split", "test_fraction", 0.7, "less than 0.5"),
+        ("model", "num_heads", 3, "divisible"),
+        ("model", "init", "./no/such/folder", "does not exist"),
+        ("data", "source", "hf:", "hf:<dataset id>"),
+        ("clean", "min_chars", 5000, "must be below clean.max_chars"),
+    ],
+)
+def test_bad_values_name_key_and_rule(raw, block, key, value, expected):
+    raw["classification"][block][key] = value
+    msg = problems(raw)
+    assert f"classification.{block}" in msg and expected in msg, msg
+
+
+def test_all_problems_reported_at_once(raw):
+    raw["classification"]["finetune"]["learning_rate"] = -1
+    raw["classification"]["pretrain"]["batch_size"] = 0
+    raw["common"]["sed"] = 1
+    msg = problems(raw)
+    assert "3 problem(s)" in msg
+    assert "did you mean 'common.seed'" in msg
+
+
+def test_unknown_project_block(raw):
+    raw["clasification"] = raw.pop("classification")
+    msg = problems(raw)
+    assert "did you mean 'classification'" in msg
+
+
+def test_task_must_match_block(raw):
+    raw["classification"]["task"] = "translation"
+    assert "classification.task" in problems(raw)
+
+
+def test_empty_and_malformed_files(tmp_path):
+    empty = tmp_path / "params.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_params(empty)
+    empty.write_text("classification: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(empty)
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_cli_exits_non_zero_before_any_work(raw, tmp_path, repo):
+    bad = copy.deepcopy(raw)
+    bad["classification"]["finetune"]["learning_rate"] = -1
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([sys.executable, "-m", "pipelines", "ingest", "classification", "--params", str(path)],
+                          cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(repo),
+                                                                            "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert "classification.finetune.learning_rate" in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_every_param_dvc_yaml_names_exists_in_params_yaml(repo):
+    """DVC refuses to run a stage whose params are missing; catch it here, for every project."""
+    dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    projects = dvc["vars"][0]["projects"]
+    missing = []
+    for name, stage in dvc["stages"].items():
+        for project in projects:
+            for key in stage["do"].get("params", []):
+                node = raw
+                for part in key.replace("${item}", project).split("."):
+                    if not isinstance(node, dict) or part not in node:
+                        missing.append(f"{name}@{project}: {key}")
+                        break
+                    node = node[part]
+    assert not missing, missing
+
+
+def test_stage_deps_and_outs_follow_the_paths_module(repo):
+    """Every stage's own module is a dependency, so editing a stage re-runs it."""
+    dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    for name, stage in dvc["stages"].items():
+        assert f"pipelines/stages/{name}.py" in stage["do"]["deps"], name
+        assert stage["do"]["cmd"] == f"python -m pipelines {name} ${{item}}"
+
+
+BROKEN = [
+    # (what, mutation of the raw params, text the message must contain)
+    ("unknown key", lambda r: r["classification"]["finetune"].update(lr=0.1), "finetune.lr: unknown key"),
+    ("misspelt key", lambda r: r["classification"]["finetune"].update(learnig_rate=0.1), "did you mean"),
+    ("misspelt block", lambda r: r["classification"].update(fine_tune={}), "did you mean 'classification.finetune'"),
+    ("wrong type", lambda r: r["classification"]["finetune"].update(epochs="three"), "finetune.epochs"),
+    ("negative learning rate", lambda r: r["classification"]["finetune"].update(learning_rate=-0.1),
+     "finetune.learning_rate"),
+    ("zero learning rate", lambda r: r["classification"]["pretrain"].update(learning_rate=0), "pretrain.learning_rate"),
+    ("zero batch size", lambda r: r["classification"]["finetune"].update(batch_size=0), "finetune.batch_size"),
+    ("negative batch size", lambda r: r["classification"]["pretrain"].update(batch_size=-8), "pretrain.batch_size"),
+    ("unknown task", lambda r: r["classification"].update(task="regression"), "classification.task"),
+    ("unknown project", lambda r: r.update(sentiment={}), "sentiment: unknown key"),
+    ("unknown data source", lambda r: r["classification"]["data"].update(source="ftp://example/data.csv"),
+     "neither 'builtin'"),
+    ("malformed hub source", lambda r: r["classification"]["data"].update(source="hf:a:b:c"), "hf:<dataset id>"),
+    ("missing field name", lambda r: r["classification"]["data"].update(text_field=""), "data.text_field is empty"),
+    ("field name not text", lambda r: r["classification"]["data"].update(label_field=None), "data.label_field"),
+    ("missing checkpoint folder", lambda r: r["classification"]["model"].update(init="./checkpoints/bert"),
+     "does not exist"),
+    ("heads do not divide width", lambda r: r["classification"]["model"].update(num_heads=5), "divisible"),
+    ("vocabulary too small", lambda r: r["classification"]["tokenizer"].update(vocab_size=10), "vocab_size"),
+    ("unknown tokenizer type", lambda r: r["classification"]["tokenizer"].update(type="char"), "tokenizer.type"),
+    ("split fractions out of range", lambda r: r["classification"]["split"].update(test_fraction=0.9),
+     "split.test_fraction"),
+    ("min above max length", lambda r: r["classification"]["clean"].update(min_chars=10, max_chars=5), "min_chars"),
+    ("unknown precision", lambda r: r["classification"]["finetune"].update(precision="fp8"), "finetune.precision"),
+    ("unknown device", lambda r: r["runtime"].update(device="tpu"), "runtime.device"),
+    ("dropout of one", lambda r: r["classification"]["model"].update(dropout=1.0), "model.dropout"),
+    ("negative seed type", lambda r: r["common"].update(seed="abc"), "common.seed"),
+    ("unknown quantization", lambda r: r["classification"]["compress"].update(quantization="int4"),
+     "compress.quantization"),
+]
+
+
+@pytest.mark.parametrize("what, mutate, expected", BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_params_table(raw, what, mutate, expected):
+    mutate(raw)
+    msg = problems(raw)
+    assert expected in msg, msg
+
+
+def test_broken_params_stop_the_cli_before_any_output(raw, tmp_path, repo):
+    """Through the real CLI: non-zero exit, the key named, nothing written."""
+    failures = []
+    for what, mutate, expected in BROKEN:
+        bad = copy.deepcopy(raw)
+        mutate(bad)
+        work = tmp_path / what.replace(" ", "_")
+        work.mkdir()
+        (work / "params.yaml").write_text(yaml.safe_dump(bad))
+        proc = subprocess.run([sys.executable, "-m", "pipelines", "ingest", "classification"], cwd=work,
+                              capture_output=True, text=True, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+        written = sorted(p.name for p in work.iterdir() if p.name != "params.yaml")
+        if proc.returncode != 2 or expected not in proc.stderr or written:
+            failures.append((what, proc.returncode, proc.stderr[-300:], written))
+    assert not failures, failures

@@ -1,0 +1,93 @@
+"""`dvc repro` of a project on a tiny config, in a throw-away copy of the repository, offline."""
+
+from __future__ import annotations
+
+import json
+
+from tests.tiny import dvc, make_repo_copy, mlflow_json, registry, tiny_params
+
+STAGES = ("ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
+
+
+def test_repro_writes_metrics_plots_and_export(classification_repo):
+    root = classification_repo
+    metrics = json.loads((root / "reports/classification/evaluate.json").read_text())
+    for variant in ("full", "int8"):
+        assert 0.0 <= metrics[variant]["accuracy"] <= 1.0
+        assert 0.0 <= metrics[variant]["macro_f1"] <= 1.0
+    assert metrics["examples"] > 0
+    shown = json.loads(dvc(root, "metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    assert "reports/classification/evaluate.json" in files
+    assert (root / "plots/classification/evaluate.csv").read_text().startswith("actual,predicted")
+    export = root / "models/classification/export"
+    assert {p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file()} >= {
+        "export.json", "model.onnx", "hf/config.json", "hf/model.safetensors", "hf/tokenizer.json",
+        "hf/tokenizer_config.json"}
+    report = json.loads((root / "reports/classification/export.json").read_text())
+    assert report["onnx_max_abs_diff"] < 1e-4
+    compress = json.loads((root / "reports/classification/compress.json").read_text())
+    assert compress["linear_weight_ratio"] > 3.5
+
+
+def test_registry_has_candidate_and_champion(classification_repo):
+    reg = registry(classification_repo, "classification")
+    assert reg["versions"] == [1]
+    assert reg["aliases"] == {"candidate": 1, "champion": 1}
+    tags = reg["tags"]["1"]
+    assert tags["metric_name"] == "accuracy" and "test_data_hash" in tags and "data.raw.sha256" in tags
+
+
+def test_mlflow_run_holds_params_curves_metrics_and_lineage(classification_repo):
+    root = classification_repo
+    run_id = json.loads((root / "reports/classification/finetune.json").read_text())["mlflow_run_id"]
+    run = mlflow_json(root, (
+        f"r = c.get_run({run_id!r});"
+        f"arts = [a.path for a in c.list_artifacts({run_id!r}, 'evaluate')];"
+        f"hist = c.get_metric_history({run_id!r}, 'eval_accuracy');"
+        "print(json.dumps({'params': r.data.params, 'metrics': r.data.metrics, 'tags': r.data.tags,"
+        " 'arts': arts, 'curve': len(hist)}))"))
+    assert run["params"]["finetune.learning_rate"] and run["params"]["seed"] == "42"
+    assert "test_accuracy" in run["metrics"] and "int8_test_accuracy" in run["metrics"]
+    assert run["curve"] >= 1
+    assert {"evaluate/confusion_matrix.png", "evaluate/sample_predictions.json"} <= set(run["arts"])
+    assert len(run["tags"]["git.commit"]) == 40
+    assert any(k.startswith("dvc.data/classification/splits") for k in run["tags"])
+
+
+def test_second_repro_does_nothing_and_param_change_reruns_only_downstream(classification_repo):
+    root = classification_repo
+    again = dvc(root, "repro")
+    for stage in STAGES[1:]:
+        assert f"'{stage}@classification' didn't change" in again.stdout, again.stdout
+    assert registry(root, "classification")["versions"] == [1]
+
+    params = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(params.replace("learning_rate: 0.0005", "learning_rate: 0.0006", 1))
+    rerun = dvc(root, "repro")
+    for stage in ("clean", "split", "tokenize", "pretrain"):
+        assert f"'{stage}@classification' didn't change" in rerun.stdout
+    for stage in ("finetune", "compress", "evaluate", "export"):
+        assert f"Running stage '{stage}@classification'" in rerun.stdout
+    reg = registry(root, "classification")
+    assert reg["versions"] == [1, 2] and reg["aliases"]["candidate"] == 2
+
+
+def test_sst2_subset_through_local_path_source(tmp_path, shared_data):
+    src = tmp_path / "sst2"
+    src.mkdir()
+    for split, n in (("train", 400), ("validation", 60), ("test", 80)):
+        lines = (shared_data / "classification/sst2" / f"{split}.jsonl").read_text().splitlines()[:n]
+        (src / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    params = tiny_params(["classification"], classification__data__source=str(src))
+    params["tracking"]["register_model"] = False
+    root = make_repo_copy(tmp_path / "repo", params)
+    dvc(root, "repro", "evaluate@classification")
+    split = json.loads((root / "reports/classification/split.json").read_text())
+    clean = json.loads((root / "reports/classification/clean.json").read_text())
+    # given splits are kept; clean only removes duplicates (keeping the test copy)
+    assert split["rows"]["test"] + clean["dropped"].get("duplicate_exact", 0) + clean["dropped"].get(
+        "duplicate_normalized", 0) >= 80
+    assert split["rows"]["validation"] <= 60 and split["labels"]["train"].keys() == {"0", "1"}
+    metrics = json.loads((root / "reports/classification/evaluate.json").read_text())
+    assert 0.0 <= metrics["full"]["accuracy"] <= 1.0

@@ -1,0 +1,220 @@
+"""The sequence-to-sequence task code (translation, summarization) on tiny in-process models."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import sacrebleu
+import torch
+
+from pipelines.compression import load_quantized, quantize_dynamic_int8, save_quantized
+from pipelines.config import SummarizationProject, TranslationProject
+from pipelines.tasks import seq2seq
+
+EN = "a the man woman dog cat runs sits walks on in near red blue small big street park house".split()
+DE = "ein der mann frau hund katze läuft sitzt geht auf im nahe rot blau klein groß straße park haus".split()
+TINY = {"hidden_size": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "intermediate_size": 64,
+        "dropout": 0.0}
+
+
+def _pairs(n, seed=0):
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        idx = [rng.randrange(len(EN)) for _ in range(rng.randint(3, 12))]
+        out.append({"source": " ".join(EN[i] for i in idx), "target": " ".join(DE[i] for i in idx)})
+    return out
+
+
+def _cfg(shared=True, **tokenizer):
+    return TranslationProject.model_validate({
+        "model": TINY,
+        "tokenizer": {"type": "bpe", "vocab_size": 300, "max_length": 32, "max_target_length": 32,
+                      "shared_vocab": shared, "lowercase": False, **tokenizer},
+        "pretrain": {"mask_ratio": 0.3, "span_length": 3.0},
+        "evaluate": {"num_beams": 2, "max_new_tokens": 12, "batch_size": 4, "sample_predictions": 100},
+    })
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {"train": _pairs(120), "validation": _pairs(12, 1), "test": _pairs(12, 2)}
+
+
+@pytest.fixture(scope="module")
+def shared(splits):
+    cfg = _cfg()
+    toks = seq2seq.build_tokenizers(splits, cfg)
+    torch.manual_seed(0)
+    model = seq2seq.build_pretrain_model(cfg, toks).eval()
+    return cfg, toks, model
+
+
+class Echo(torch.nn.Module):
+    """A stand-in model whose "generation" is its input: predictions are then known exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def generate(self, input_ids, attention_mask, **kwargs):
+        self.batches.append(attention_mask.sum(1).tolist())
+        return input_ids
+
+
+# --------------------------------------------------------------------------- pretraining
+def test_denoising_collator_masks_spans_and_keeps_labels():
+    torch.manual_seed(0)
+    pad, mask, eos = 0, 4, 3
+    collate = seq2seq.DenoisingCollator(pad, mask, eos, mask_ratio=0.3, span_length=3.0)
+    features = [{"input_ids": [random.Random(i).randrange(5, 300) for _ in range(100)] + [eos]} for i in range(16)]
+    batch = collate(features)
+    covered, spans = 0, 0
+    for f, inp, lab in zip(features, batch["input_ids"].tolist(), batch["labels"].tolist()):
+        assert lab == f["input_ids"]  # the decoder reconstructs the original
+        inp = inp[: inp.index(eos) + 1]
+        assert inp[-1] == eos and mask in inp
+        kept = [t for t in inp[:-1] if t != mask]
+        # what survives is the original in order, with each masked run replaced by one <mask>
+        it = iter(f["input_ids"])
+        assert all(any(t == o for o in it) for t in kept)
+        assert all(not (a == mask and b == mask) for a, b in zip(inp, inp[1:]))
+        covered += 100 - len(kept)
+        spans += inp.count(mask)
+    assert covered / (100 * len(features)) == pytest.approx(0.3, abs=0.01)
+    assert covered / spans > 1.8  # spans, not single tokens (Poisson mean 3, clipped at the ratio)
+
+
+def test_denoising_with_two_vocabularies_reconstructs_in_decoder_vocabulary():
+    collate = seq2seq.DenoisingCollator(0, 4, 3, mask_ratio=0.5, span_length=2.0)
+    batch = collate([{"input_ids": [10, 11, 12, 13, 3], "denoise_labels": [20, 21, 3]}])
+    assert batch["labels"].tolist() == [[20, 21, 3]]
+
+
+def test_pretraining_uses_both_sides_with_a_shared_vocabulary(splits, shared):
+    cfg, toks, model = shared
+    dsd = seq2seq.encode(splits, toks, cfg)
+    train, val = seq2seq.pretrain_datasets(dsd, cfg)
+    assert len(train) == 2 * len(splits["train"]) and len(val) == 2 * len(splits["validation"])
+    batch = seq2seq.pretrain_collator(toks, cfg)([{k: r[k] for k in seq2seq.PRETRAIN_KEYS if k in r}
+                                                   for r in train.select(range(8))])
+    loss = model(**batch).loss
+    assert torch.isfinite(loss)
+
+
+def test_two_vocabularies_give_separate_embeddings(splits):
+    cfg = _cfg(shared=False)
+    toks = seq2seq.build_tokenizers(splits, cfg)
+    assert set(toks) == {"tokenizer", "target"}
+    dsd = seq2seq.encode(splits, toks, cfg)
+    model = seq2seq.build_pretrain_model(cfg, toks)
+    assert model.get_encoder().embed_tokens.num_embeddings == len(toks["tokenizer"])
+    assert model.lm_head.out_features == len(toks["target"])
+    train, _ = seq2seq.pretrain_datasets(dsd, cfg)
+    batch = seq2seq.pretrain_collator(toks, cfg)([{k: r[k] for k in seq2seq.PRETRAIN_KEYS if k in r}
+                                                   for r in train.select(range(4))])
+    assert torch.isfinite(model(**batch).loss)
+
+
+# --------------------------------------------------------------------------- data
+def test_encode_truncates_to_the_max_lengths(splits):
+    cfg = _cfg(max_length=8, max_target_length=6)
+    toks = seq2seq.build_tokenizers(splits, cfg)
+    long = {"source": " ".join(EN * 3), "target": " ".join(DE * 3)}
+    dsd = seq2seq.encode({"train": splits["train"] + [long]}, toks, cfg)
+    ds = dsd["train"]
+    eos = toks["tokenizer"].eos_token_id
+    assert max(len(x) for x in ds["input_ids"]) == 8 and max(len(x) for x in ds["labels"]) == 6
+    assert all(x[-1] == eos for x in ds["input_ids"]) and all(x[-1] == eos for x in ds["labels"])
+    assert list(ds["length"]) == [len(x) for x in ds["input_ids"]]
+
+
+def test_tokenizer_learns_from_training_text_only(splits):
+    cfg = _cfg()
+    unseen = {"source": "zyxqv", "target": "zyxqv"}
+    toks = seq2seq.build_tokenizers({**splits, "test": [unseen]}, cfg)
+    assert "zyxqv" not in toks["tokenizer"].get_vocab() and "Ġzyxqv" not in toks["tokenizer"].get_vocab()
+
+
+# --------------------------------------------------------------------------- inference and metrics
+def test_predict_texts_returns_input_order(shared):
+    cfg, toks, _ = shared
+    texts = ["a man", "the red dog sits in the park near a big house", "a cat runs", "woman",
+             "the blue cat walks on the street", "a big dog"]
+    echo = Echo()
+    out = seq2seq.predict_texts(echo, toks, texts, cfg)
+    assert [o["translation"] for o in out] == texts
+    lengths = [n for b in echo.batches for n in b]
+    assert lengths == sorted(lengths, reverse=True)  # batched by length inside
+    assert all(len(b) <= cfg.evaluate.batch_size for b in echo.batches)
+
+
+def test_predict_texts_with_a_real_model(shared):
+    cfg, toks, model = shared
+    out = seq2seq.predict_texts(model, toks, ["a man runs", "the dog"], cfg)
+    assert len(out) == 2 and all(isinstance(o["translation"], str) for o in out)
+
+
+def test_evaluate_bleu_equals_sacrebleu(shared):
+    cfg, toks, _ = shared
+    records = [{"source": "a man runs in the park", "target": "a man walks in the park"},
+               {"source": "the red dog sits", "target": "the red dog sits"},
+               {"source": "a small cat near a house", "target": "a cat near the big house"}]
+    res = seq2seq.evaluate_model(Echo(), toks, records, cfg)
+    preds = [s["prediction"] for s in res["samples"]]
+    assert preds == [r["source"] for r in records]
+    expected = sacrebleu.corpus_bleu(preds, [[r["target"] for r in records]])
+    assert res["metrics"]["bleu"] == pytest.approx(expected.score)
+    assert res["primary"] == res["metrics"]["bleu"]
+    assert res["metrics"]["chrf"] == pytest.approx(sacrebleu.corpus_chrf(preds, [[r["target"] for r in records]]).score)
+    assert "bleu_signature" in res["report_extra"]
+    rows, columns = seq2seq.plot_rows(res)
+    assert columns == ["reference_length", "prediction_length"] and len(rows) == 3
+
+
+def test_summarization_scores_against_all_references(shared):
+    _, toks, _ = shared
+    cfg = SummarizationProject.model_validate({"model": TINY, "evaluate": {"num_beams": 1, "max_new_tokens": 8}})
+    records = [{"document": "the red dog sits in the park", "summary": "a cat",
+                "references": ["a cat", "the red dog sits in the park"]},
+               {"document": "a man runs near the house", "summary": "the man runs near the house"}]
+    res = seq2seq.evaluate_model(Echo(), toks, records, cfg)
+    # first example: the second reference equals the prediction
+    assert res["metrics"]["rouge1"] == pytest.approx(100 * (1 + 5 / 6) / 2)
+    assert set(res["metrics"]) >= {"rouge1", "rouge2", "rougeL", "rougeLsum", "examples_per_second"}
+    assert res["primary"] == res["metrics"]["rougeL"]
+    assert "lsum_sentence_split" in res["report_extra"]
+    assert seq2seq.predict_texts(Echo(), toks, ["a dog"], cfg) == [{"summary": "a dog"}]
+
+
+# --------------------------------------------------------------------------- compression and export
+@pytest.mark.parametrize("shared_vocab", [True, False])
+def test_int8_save_load_round_trip_generates_the_same(splits, tmp_path, shared_vocab):
+    cfg = _cfg(shared=shared_vocab)
+    toks = seq2seq.build_tokenizers(splits, cfg)
+    torch.manual_seed(0)
+    model = seq2seq.build_pretrain_model(cfg, toks).eval()
+    model.config.architectures = [type(model).__name__]  # what save_pretrained records
+    model.config.use_cache = False  # as the Trainer leaves it
+    qmodel = quantize_dynamic_int8(model)
+    save_quantized(qmodel, tmp_path)
+    loaded = load_quantized(tmp_path)
+    texts = [r["source"] for r in splits["test"]]
+    greedy = {"num_beams": 1}
+    assert seq2seq.generate(loaded, toks, texts, cfg, **greedy) == seq2seq.generate(qmodel, toks, texts, cfg, **greedy)
+    assert loaded.generation_config.use_cache
+    # the output layer is an int8 copy of the tied embedding, still close to the float model
+    ids = toks["tokenizer"](texts[:2], return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        a = model(**ids, decoder_input_ids=ids["input_ids"]).logits
+        b = loaded(**ids, decoder_input_ids=ids["input_ids"]).logits
+    assert (a - b).abs().max() < 0.1 * a.abs().max()
+
+
+def test_export_onnx_greedy_identical(shared, splits, tmp_path):
+    cfg, toks, model = shared
+    report = seq2seq.export_onnx(model, toks, splits["test"], tmp_path, cfg)
+    assert (tmp_path / "encoder.onnx").is_file() and (tmp_path / "decoder.onnx").is_file()
+    assert report["onnx_max_abs_diff"] < 1e-4
+    assert report["onnx_greedy_identical"] == 1.0

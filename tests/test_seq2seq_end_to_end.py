@@ -1,0 +1,86 @@
+"""`dvc repro` of the translation and summarization projects on tiny configs, offline: the builtin data
+and subsets of the real Multi30k and AESLC files given as local folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.tiny import dvc, registry
+from tests.tiny import make_repo_copy, tiny_params
+
+
+def _subset(src: Path, dest: Path, sizes: dict[str, int]) -> Path:
+    dest.mkdir(parents=True)
+    for split, n in sizes.items():
+        lines = (src / f"{split}.jsonl").read_text().splitlines()[:n]
+        (dest / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def _report(root: Path, project: str, stage: str) -> dict:
+    return json.loads((root / f"reports/{project}/{stage}.json").read_text())
+
+
+@pytest.mark.parametrize("project,metrics", [
+    ("translation", ("bleu", "chrf")),
+    ("summarization", ("rouge1", "rouge2", "rougeL", "rougeLsum")),
+])
+def test_builtin_repro_evaluates_exports_and_registers(tmp_path, project, metrics):
+    root = make_repo_copy(tmp_path, tiny_params([project]), projects=[project])
+    dvc(root, "repro")
+    ev = _report(root, project, "evaluate")
+    for name in ("full", "int8"):
+        for m in metrics:
+            assert 0.0 <= ev[name][m] <= 100.0
+        assert ev[name]["prediction_length"] > 0
+    assert "int8_change" in ev
+    if project == "translation":
+        assert ev["bleu_signature"].startswith("nrefs:1|case:") and "tok:13a" in ev["bleu_signature"]
+    else:
+        assert "lsum_sentence_split" in ev
+    compress = _report(root, project, "compress")
+    assert compress["linear_weight_ratio"] > 3.0
+    assert compress["int8"]["batch1"]["median_ms"] > 0
+    export = _report(root, project, "export")
+    assert export["onnx_max_abs_diff"] < 1e-3 and export["onnx_greedy_identical"] == 1.0
+    assert (root / "models" / project / "export" / "hf" / "model.safetensors").exists()
+    assert (root / "plots" / project / "evaluate.csv").exists()
+    reg = registry(root, project)
+    assert reg["versions"] == [1] and reg["aliases"].get("champion") == 1
+    # the metrics file is declared to DVC
+    shown = dvc(root, "metrics", "show", "--json")
+    assert f"reports/{project}/evaluate.json" in shown.stdout
+
+
+def test_multi30k_subset_through_local_folder(tmp_path, shared_data):
+    src = _subset(shared_data / "translation/multi30k_en_de", tmp_path / "multi30k",
+                  {"train": 300, "validation": 30, "test": 30})
+    params = tiny_params(["translation"], translation__data__source=str(src))
+    params["tracking"]["register_model"] = False
+    root = make_repo_copy(tmp_path / "repo", params, projects=["translation"])
+    dvc(root, "repro", "evaluate@translation")
+    split = _report(root, "translation", "split")
+    assert split["rows"]["test"] <= 30 and split["rows"]["train"] >= 250
+    ev = _report(root, "translation", "evaluate")
+    assert ev["examples"] == split["rows"]["test"]
+    assert 0.0 <= ev["full"]["bleu"] <= 100.0 and ev["full"]["chrf"] > 0.0
+
+
+def test_aeslc_subset_scores_against_every_reference(tmp_path, shared_data):
+    src = _subset(shared_data / "summarization/aeslc", tmp_path / "aeslc",
+                  {"train": 200, "validation": 20, "test": 20})
+    params = tiny_params(["summarization"], summarization__data__source=str(src),
+                         summarization__data__references_field="references")
+    params["summarization"]["tokenizer"]["max_length"] = 128
+    params["tracking"]["register_model"] = False
+    root = make_repo_copy(tmp_path / "repo", params, projects=["summarization"])
+    dvc(root, "repro", "evaluate@summarization")
+    test_rows = [json.loads(x) for x in (root / "data/summarization/splits/test.jsonl").read_text().splitlines()]
+    # the three human subject lines of AESLC's test file travel with each example
+    assert all(len(r.get("references") or []) >= 1 for r in test_rows)
+    ev = _report(root, "summarization", "evaluate")
+    assert ev["examples"] == len(test_rows)
+    assert 0.0 <= ev["full"]["rougeL"] <= 100.0

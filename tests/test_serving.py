@@ -1,0 +1,95 @@
+"""A registered model answers real HTTP requests from `mlflow models serve`, and `predict` runs a
+model over a file. Both on the tiny classification model of the end-to-end test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.tiny import free_port, pipeline_env, wait_for_http
+
+
+def _predict(root, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines", "predict", "classification", *args], cwd=root,
+                          env=pipeline_env(root), capture_output=True, text=True, timeout=300)
+
+
+def test_predict_writes_labels_next_to_the_inputs(classification_repo):
+    root = classification_repo
+    inputs = root / "inputs.txt"
+    inputs.write_text("a wonderful, moving film\nthe plot was dull and far too long\nfine\n")
+    proc = _predict(root, str(inputs))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(x) for x in (root / "inputs.txt.predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and rows[0]["text"] == "a wonderful, moving film"
+    assert all(0.0 <= r["score"] <= 1.0 and isinstance(r["label"], str) for r in rows)
+
+    # the latest registered version (candidate) is the export folder: the same answers
+    proc = _predict(root, str(inputs), "--model", "models:/classification@candidate", "--output",
+                    str(root / "champion.jsonl"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    registered = [json.loads(x) for x in (root / "champion.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in registered] == [r["label"] for r in rows]
+    assert [r["score"] for r in registered] == pytest.approx([r["score"] for r in rows], abs=1e-5)
+
+
+def test_predict_rejects_an_empty_input_and_writes_nothing(classification_repo):
+    root = classification_repo
+    bad = root / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "good"}) + "\n" + json.dumps({"text": "  "}) + "\n")
+    proc = _predict(root, str(bad))
+    assert proc.returncode == 3
+    assert "input 1 is empty" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (root / "bad.jsonl.predictions.jsonl").exists()
+    proc = _predict(root, str(bad), "--model", "models/nowhere")
+    assert proc.returncode == 3 and "not an export folder" in proc.stderr
+
+
+def test_mlflow_models_serve_answers_requests(classification_repo):
+    root = classification_repo
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/classification@champion",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=root, env=pipeline_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(body: dict) -> tuple[int, dict]:
+        req = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    try:
+        wait_for_http(f"{url}/ping", server, 180, log=lambda: server.stderr.read())
+        status, body = post({"inputs": ["a wonderful, moving film", "dull"]})
+        assert status == 200, body
+        preds = body["predictions"]
+        assert len(preds) == 2 and {"label", "score"} <= set(preds[0])
+
+        status, body = post({"inputs": ["fine", ""]})
+        assert status == 400 and "input 1 is empty" in body.get("message", ""), body
+        status, body = post({"inputs": ["word " * 1000]})
+        assert status == 400 and "input 0 has 5000 characters; the limit is" in body.get("message", ""), body
+        status, body = post({"dataframe_split": {"columns": ["review", "stars"], "data": [["good", 5]]}})
+        assert status == 400 and "expected a column named 'text'" in body.get("message", ""), body
+        # a single column, whatever its name, is taken as the text
+        status, body = post({"dataframe_split": {"columns": ["review"], "data": [["a fine film"]]}})
+        assert status == 200 and len(body["predictions"]) == 1, body
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)

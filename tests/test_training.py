@@ -1,0 +1,133 @@
+"""Training memory and speed options behave as users expect (on a tiny model, on CPU)."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+import torch
+
+from pipelines.config import ClassificationProject, TrainConfig
+from pipelines.errors import ConfigError
+from pipelines.tasks import classification as cls_task
+from pipelines.tokenization import train_tokenizer
+from pipelines.training import KeepKeys, build_args, make_trainer, resolve_precision, train
+
+WORDS = "the a good bad film plot actor scene music long short boring great awful fine dull witty".split()
+
+
+def _records(n=64, seed=0):
+    rng = random.Random(seed)
+    return [{"text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 30))), "label": "ab"[i % 2]}
+            for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = ClassificationProject.model_validate({
+        "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "dropout": 0.0},
+        "tokenizer": {"vocab_size": 120, "max_length": 40},
+    })
+    splits = {"train": _records(64), "validation": _records(16, 1), "test": _records(16, 2)}
+    tok = train_tokenizer((r["text"] for r in splits["train"]), cfg.tokenizer, cls_task.FAMILY)
+    dsd = cls_task.encode(splits, {"tokenizer": tok}, cfg)
+    torch.manual_seed(0)
+    model = cls_task.build_pretrain_model(cfg, {"tokenizer": tok})
+    from transformers import BertConfig, BertForSequenceClassification
+
+    conf = BertConfig(**{**model.config.to_dict(), "num_labels": 2})
+    torch.manual_seed(0)
+    clf = BertForSequenceClassification(conf)
+    return cfg, tok, dsd, clf
+
+
+def _one_step(setup, tmp_path, batch, accum, checkpointing=False):
+    cfg, tok, dsd, base = setup
+    model = copy.deepcopy(base)
+    tc = TrainConfig(batch_size=batch, gradient_accumulation_steps=accum, max_steps=1, warmup_ratio=0,
+                     learning_rate=1e-2, weight_decay=0, gradient_checkpointing=checkpointing)
+    args = build_args(tc, tmp_path, "cpu", "fp32", 0, evaluate=False, best_metric=None)
+    args.dataloader_drop_last = True
+    # SGD: the update is proportional to the gradient. Adam's first step is lr * sign(grad),
+    # which turns float noise in near-zero gradients into full-size differences.
+    args.optim = "sgd"
+    # the same 8 examples in the same order for both settings
+    ds = dsd["train"].select(range(8))
+    collator = KeepKeys(cls_task.collator({"tokenizer": tok}, cfg), cls_task.FINETUNE_KEYS)
+    trainer = make_trainer(model, args, ds, None, collator)
+    trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(ds)
+    out = trainer.train()
+    return model, out.training_loss
+
+
+def _update_gap(setup, a, b) -> float:
+    """Largest difference between two updates, relative to the largest update."""
+    base = dict(setup[3].named_parameters())
+    gap = scale = 0.0
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        gap = max(gap, float((p - q).abs().max()))
+        scale = max(scale, float((p - base[n]).abs().max()))
+    return gap / scale
+
+
+def test_gradient_accumulation_matches_the_large_batch(setup, tmp_path):
+    big, loss_big = _one_step(setup, tmp_path / "a", batch=8, accum=1)
+    small, loss_small = _one_step(setup, tmp_path / "b", batch=2, accum=4)
+    # Equal up to float summation order (padding differs between one batch of 8 and four of 2).
+    assert _update_gap(setup, big, small) < 1e-2
+    assert loss_small == pytest.approx(loss_big, rel=1e-4)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_update(setup, tmp_path):
+    plain, loss_plain = _one_step(setup, tmp_path / "a", batch=8, accum=1)
+    ckpt, loss_ckpt = _one_step(setup, tmp_path / "b", batch=8, accum=1, checkpointing=True)
+    assert loss_ckpt == pytest.approx(loss_plain, rel=1e-5)
+    assert _update_gap(setup, plain, ckpt) < 1e-3
+
+
+def _padding_tokens(setup, tmp_path, group):
+    cfg, tok, dsd, base = setup
+    tc = TrainConfig(batch_size=8, group_by_length=group)
+    args = build_args(tc, tmp_path, "cpu", "fp32", 0, evaluate=False, best_metric=None)
+    from transformers import Trainer
+
+    collator = KeepKeys(cls_task.collator({"tokenizer": tok}, cfg), cls_task.FINETUNE_KEYS)
+    trainer = Trainer(model=copy.deepcopy(base), args=args, train_dataset=dsd["train"], data_collator=collator)
+    pads = 0
+    for batch in trainer.get_train_dataloader():
+        pads += int((batch["attention_mask"] == 0).sum())
+    return pads
+
+
+def test_length_grouped_batches_hold_fewer_padding_tokens(setup, tmp_path):
+    grouped = _padding_tokens(setup, tmp_path / "g", True)
+    shuffled = _padding_tokens(setup, tmp_path / "r", False)
+    assert grouped < 0.7 * shuffled, (grouped, shuffled)
+
+
+def test_auto_batch_size_halves_on_out_of_memory(setup, tmp_path):
+    cfg, tok, dsd, base = setup
+    model = copy.deepcopy(base)
+    real_forward = model.forward
+
+    def forward(*args, **kwargs):
+        if kwargs["input_ids"].shape[0] > 4:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
+        return real_forward(*args, **kwargs)
+
+    model.forward = forward
+    tc = TrainConfig(batch_size=16, max_steps=2, auto_batch_size=True)
+    args = build_args(tc, tmp_path, "cpu", "fp32", 0, evaluate=False, best_metric=None)
+    collator = KeepKeys(cls_task.collator({"tokenizer": tok}, cfg), cls_task.FINETUNE_KEYS)
+    outcome = train(model, args, dsd["train"], None, collator, tmp_path, auto_batch_size=True, save_steps=100)
+    assert outcome.report["auto_batch_size"] == {"settled": 4, "gradient_accumulation_steps": 4,
+                                                 "tried": [16, 8, 4]}
+    assert outcome.report["effective_batch_size"] == 16
+
+
+def test_impossible_precision_fails_at_config_time_or_falls_back():
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        resolve_precision(TrainConfig(precision="fp16"), "cpu", "classification.finetune")
+    assert resolve_precision(TrainConfig(precision="fp16", precision_fallback=True), "cpu", "x") == "fp32"
+    assert resolve_precision(TrainConfig(precision="auto"), "cpu", "x") == "fp32"

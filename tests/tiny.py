@@ -1,0 +1,140 @@
+"""Tiny configurations and throw-away copies of the repository for end-to-end tests.
+
+A copy holds the tracked files of this checkout (what a user clones), a fresh git repository
+and tiny params, so `dvc repro` there runs every stage in seconds without touching this tree.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_MODEL = {"hidden_size": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "intermediate_size": 64}
+TINY_TRAIN = {"epochs": 1, "batch_size": 16, "save_steps": 5, "logging_steps": 2}
+
+
+def tiny_params(projects=("classification",), size: int = 240, **overrides) -> dict:
+    """params.yaml of this repository, shrunk: small builtin data, a one-layer model, one epoch."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    out = {k: copy.deepcopy(raw[k]) for k in ("common", "runtime", "tracking")}
+    for p in projects:
+        block = copy.deepcopy(raw[p])
+        block["data"]["builtin_size"] = size
+        block["tokenizer"]["vocab_size"] = 300
+        block["model"].update(TINY_MODEL)
+        block["pretrain"].update(TINY_TRAIN)
+        block["finetune"].update(TINY_TRAIN)
+        block["compress"]["latency_batches"] = 2
+        if "num_beams" in block["evaluate"]:
+            block["evaluate"].update({"num_beams": 2, "max_new_tokens": 16})
+            block["finetune"]["validation_generate_samples"] = 16
+            # With 300 byte-level tokens and a dozen steps a seq2seq model emits nothing but spaces;
+            # whole-word tokens and a few epochs (seconds at this size) let it emit words, which the
+            # metric assertions need.
+            block["tokenizer"]["vocab_size"] = 1000
+            block["model"].update(hidden_size=64, intermediate_size=128)
+            block["finetune"].update(epochs=6, learning_rate=3e-3, early_stopping_patience=6)
+        out[p] = block
+    for dotted, value in overrides.items():
+        node = out
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return out
+
+
+def make_repo_copy(dest: Path, params: dict, projects=("classification",)) -> Path:
+    """Copy the tracked files into ``dest``, write tiny params, restrict dvc.yaml to ``projects``,
+    and make it a git repository with one commit (DVC and the lineage tags need git)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for rel in filter(None, files.decode().split("\0")):
+        src = REPO / rel
+        if src.is_file():
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc = yaml.safe_load((dest / "dvc.yaml").read_text())
+    dvc["vars"] = [{"projects": list(projects)}]
+    dvc["plots"] = [p for p in dvc.get("plots", []) if any(f"plots/{x}/" in next(iter(p)) for x in projects)]
+    (dest / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "tiny copy"]):
+        subprocess.run(cmd, cwd=dest, check=True, env=env, capture_output=True)
+    return dest
+
+
+def pipeline_env(root: Path, **extra) -> dict:
+    """Environment for running the pipeline in a copy: offline, local MLflow store in the copy."""
+    env = dict(os.environ)
+    venv_bin = Path(os.sys.executable).parent
+    env.update({
+        "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1", "PIPELINES_PROGRESS": "0",
+        "PYTHONPATH": str(root),
+    })
+    env.pop("PIPELINES_ROOT", None)
+    env.update(extra)
+    return env
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=pipeline_env(root),
+                          capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-5000:]}")
+    return proc
+
+
+def registry(root: Path, name: str) -> dict:
+    """Versions and aliases of a registered model, read with a separate MLflow client."""
+    return mlflow_json(root, (
+        f"m = c.get_registered_model({name!r});"
+        f"vs = c.search_model_versions(\"name='{name}'\");"
+        "print(json.dumps({'aliases': {k: int(v) for k, v in m.aliases.items()}, 'versions': sorted(int(v.version) for v in vs),"
+        " 'tags': {v.version: dict(v.tags) for v in vs}}))"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, timeout: float, log=lambda: "") -> None:
+    """Poll ``url`` until it answers 200; fail with the server's own log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not come up (exit code {proc.poll()}):\n{log()[-3000:]}")
+        time.sleep(0.5)
+
+
+def mlflow_json(root: Path, code: str) -> dict:
+    """Run ``code`` (which prints one JSON line last) with a separate MLflow client in the copy."""
+    out = subprocess.run([sys.executable, "-c", "import json, mlflow; c = mlflow.MlflowClient();" + code], cwd=root,
+                         env=pipeline_env(root), capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
