@@ -1,0 +1,105 @@
+"""Shared helpers: run a project's pipeline in a throw-away copy of the repository and time it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.tiny import make_repo_copy, pipeline_env
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def machine() -> dict:
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def default_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def run_pipeline(params: dict, projects: list[str], target: str | None = None, keep: Path | None = None,
+                 env_extra: dict | None = None) -> dict:
+    """`dvc repro [target]` in a fresh copy; returns wall seconds and every report the run wrote."""
+    work = keep or Path(tempfile.mkdtemp(prefix="bench-"))
+    root = make_repo_copy(work, params, projects=tuple(projects))
+    env = pipeline_env(root, **(env_extra or {}))
+    cmd = [sys.executable, "-m", "dvc", "repro"] + ([target] if target else [])
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    reports = {}
+    for project in projects:
+        folder = root / "reports" / project
+        reports[project] = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    return {"wall_seconds": wall, "reports": reports, "root": str(root)}
+
+
+def save(name: str, data: dict) -> Path:
+    """Write results/<name>.json (with the machine it ran on) and rebuild RESULTS.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **data}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def project_params(project: str, source: str | None = None, overrides: dict | None = None,
+                   register: bool = True) -> dict:
+    """params.yaml reduced to the shared blocks and one project, with ``overrides`` merged per block."""
+    params = copy.deepcopy(default_params())
+    block = params[project]
+    if source:
+        block["data"]["source"] = source
+    for key, values in (overrides or {}).items():
+        block[key].update(values)
+    params["tracking"]["register_model"] = register
+    return {k: v for k, v in params.items() if k in ("common", "runtime", "tracking", project)}
+
+
+def seq2seq_summary(run: dict, project: str, metrics: tuple[str, ...]) -> dict:
+    """Wall and training time, test metrics of the full and int8 models, and generation throughput."""
+    rep = run["reports"][project]
+    ev, comp = rep["evaluate"], rep["compress"]
+    out = {
+        "wall_seconds": round(run["wall_seconds"], 1),
+        "train_seconds": round(rep["pretrain"].get("train_seconds", 0) + rep["finetune"]["train_seconds"], 1),
+        "test_examples": ev["examples"],
+        "linear_weight_ratio": comp["linear_weight_ratio"],
+        "size_ratio": comp["size_ratio"],
+        "fp32_sentences_per_second_batch32": comp["fp32"]["batch32"]["examples_per_second"],
+        "int8_sentences_per_second_batch32": comp["int8"]["batch32"]["examples_per_second"],
+        "fp32_batch1_median_ms": comp["fp32"]["batch1"]["median_ms"],
+        "int8_batch1_median_ms": comp["int8"]["batch1"]["median_ms"],
+        "int8_speedup_batch1": comp["speedup_batch1"],
+        "int8_speedup_batch32": comp["speedup_batch32"],
+    }
+    for m in metrics:
+        out[f"test_{m}"] = ev["full"][m]
+        out[f"int8_test_{m}"] = ev["int8"][m]
+    return out
+
+
+def load_previous(name: str) -> dict:
+    """The figures of an earlier run of a benchmark, so that running one part keeps the others."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return {k: v for k, v in data.items() if k not in ("benchmark", "measured_at", "machine")}
