@@ -33,9 +33,16 @@ def train_tokenizer(texts: Iterable[str], tok_cfg, family: str, max_length: int 
 
     if tok_cfg.type == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=unk, max_input_chars_per_word=100))
+        tok.normalizer = normalizers.Sequence(norm)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece(prefix="##")
-        trainer = trainers.WordPieceTrainer(vocab_size=tok_cfg.vocab_size, special_tokens=special_list,
+        texts = list(texts)
+        # The trainer numbers the "##x" symbols in hash-map order and breaks ties between equally
+        # frequent merges by those numbers, so the vocabulary itself could differ between runs.
+        # Passed first, in code-point order, they get fixed ids (they are in the vocabulary anyway;
+        # _canonical makes them ordinary tokens again).
+        trainer = trainers.WordPieceTrainer(vocab_size=tok_cfg.vocab_size,
+                                            special_tokens=special_list + _continuation_symbols(tok, texts),
                                             min_frequency=2, show_progress=False)
     elif tok_cfg.type == "bpe":
         tok = Tokenizer(models.BPE(unk_token=None))
@@ -51,6 +58,7 @@ def train_tokenizer(texts: Iterable[str], tok_cfg, family: str, max_length: int 
                                           unk_token=unk, show_progress=False)
     tok.normalizer = normalizers.Sequence(norm)
     tok.train_from_iterator(texts, trainer=trainer)
+    tok = _canonical(tok, tok_cfg.type, len(special_list))
 
     if family == "encoder":
         cls, sep = specials["cls_token"], specials["sep_token"]
@@ -68,6 +76,61 @@ def train_tokenizer(texts: Iterable[str], tok_cfg, family: str, max_length: int 
                                    **specials)
     logger.info("trained %s tokenizer: %d tokens", tok_cfg.type, len(fast))
     return fast
+
+
+def _continuation_symbols(tok, texts: list[str]) -> list[str]:
+    """Every "##" + character that the WordPiece trainer will see (a character inside a word)."""
+    chars = set()
+    for text in texts:
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
+            chars.update(word[1:])
+    return ["##" + c for c in sorted(chars)]
+
+
+def _canonical(tok, kind: str, n_special: int):
+    """The same tokenizer with ids (and Unigram scores) that do not depend on the process.
+
+    The WordPiece trainer numbers its ``##`` symbols, and the Unigram trainer orders its pieces and
+    sums their scores, in hash-map order, which Rust seeds afresh in every process: two runs on the
+    same text gave the same vocabulary under different ids, so the encoded data, the model and
+    every metric downstream changed on a re-run. WordPiece looks tokens up by string and Unigram
+    segments by score, so renumbering (and rounding away the last bits of a score) changes no
+    segmentation. BPE's ids follow its merge order, which is already deterministic.
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    if kind not in ("wordpiece", "unigram"):
+        return tok
+    spec = json.loads(tok.to_str())
+    model = spec["model"]
+    if kind == "wordpiece":
+        spec["added_tokens"] = [t for t in spec["added_tokens"] if t["id"] < n_special]
+        by_id = sorted(model["vocab"].items(), key=lambda kv: kv[1])
+        # The trainer gives the special tokens the first ids, in the order we passed them.
+        special, rest = by_id[:n_special], by_id[n_special:]
+
+        def key(token: str):
+            bare = token[2:] if token.startswith("##") else token
+            return (len(bare), token.startswith("##"), token)
+
+        ordered = [t for t, _ in special] + sorted((t for t, _ in rest), key=key)
+        model["vocab"] = {t: i for i, t in enumerate(ordered)}
+    else:
+        pieces = [[piece, round(score, 9)] for piece, score in model["vocab"]]
+        special, rest = pieces[:n_special], sorted(pieces[n_special:], key=lambda ps: (-ps[1], ps[0]))
+        # The trainer appends the characters it must cover below every learned piece, with scores
+        # stepping down by 1e-4 in hash order: give that tail's scores to its characters in code-point order.
+        start = len(rest)
+        while start > 1 and len(rest[start - 1][0]) == 1 and 0 <= rest[start - 2][1] - rest[start - 1][1] < 2e-4:
+            start -= 1
+        tail = rest[start - 1:] if start < len(rest) else []
+        if tail and len(tail[0][0]) == 1:
+            scores = [score for _, score in tail]
+            rest[start - 1:] = [[piece, score] for (piece, _), score in zip(sorted(tail), scores)]
+        model["vocab"] = special + rest
+    return Tokenizer.from_str(json.dumps(spec))
 
 
 def load_checkpoint_tokenizer(name: str):

@@ -40,6 +40,7 @@ def lineage_tags(paths: ProjectPaths) -> dict[str, str]:
 
 def run(params: Params, project: str) -> dict:
     import datasets
+    from transformers import set_seed
 
     cfg = params.project(project)
     task = get_task(cfg.task)
@@ -50,6 +51,9 @@ def run(params: Params, project: str) -> dict:
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
     init = init_source(paths.pretrained)
+    # The fresh weights (a new head, or a model from scratch) come from the seed, not from whatever
+    # consumed the global RNG before this line.
+    set_seed(params.common.seed)
     model = impl.build_model(cfg, init, dsd, tokenizers)
     collator = KeepKeys(impl.collator(tokenizers, cfg, model), impl.FINETUNE_KEYS)
 

@@ -34,6 +34,7 @@ def run(params: Params, project: str) -> dict:
         return report
 
     import datasets
+    from transformers import set_seed
 
     impl = task.impl()
     device = resolve_device(params)
@@ -41,6 +42,9 @@ def run(params: Params, project: str) -> dict:
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
     train_ds, eval_ds = impl.pretrain_datasets(dsd, cfg)
+    # The fresh weights (a new head, or a model from scratch) come from the seed, not from whatever
+    # consumed the global RNG before this line.
+    set_seed(params.common.seed)
     model = impl.build_pretrain_model(cfg, tokenizers)
     collator = KeepKeys(impl.pretrain_collator(tokenizers, cfg), impl.PRETRAIN_KEYS)
 
