@@ -218,3 +218,37 @@ def test_export_onnx_greedy_identical(shared, splits, tmp_path):
     assert (tmp_path / "encoder.onnx").is_file() and (tmp_path / "decoder.onnx").is_file()
     assert report["onnx_max_abs_diff"] < 1e-4
     assert report["onnx_greedy_identical"] == 1.0
+
+
+def test_source_gain_tells_a_model_that_ignores_its_source(splits):
+    """finetune reports how much worse the validation loss gets with another example's source; a
+    model whose cross-attention is cut off scores zero, one that reads its source scores well above."""
+    import copy
+
+    from pipelines.training import KeepKeys
+
+    cfg = _cfg()
+    toks = seq2seq.build_tokenizers(splits, cfg)
+    dsd = seq2seq.encode(splits, toks, cfg)
+    torch.manual_seed(0)
+    model = seq2seq.build_pretrain_model(cfg, toks)
+    collator = KeepKeys(seq2seq.collator(toks, cfg, model), seq2seq.FINETUNE_KEYS)
+    # A few hundred steps on the word-for-word toy language teach it to read the source.
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    rows = [{k: ex[k] for k in seq2seq.FINETUNE_KEYS} for ex in dsd["train"]]
+    rng = random.Random(0)
+    model.train()
+    for _ in range(300):
+        loss = model(**collator(rng.sample(rows, 16))).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    reading = seq2seq.training_diagnostics(model, dsd, collator, cfg)
+    assert reading["source_gain"] > 0.1, reading
+
+    deaf = copy.deepcopy(model)
+    for layer in deaf.model.decoder.layers:
+        torch.nn.init.zeros_(layer.encoder_attn.out_proj.weight)
+        torch.nn.init.zeros_(layer.encoder_attn.out_proj.bias)
+    ignored = seq2seq.training_diagnostics(deaf, dsd, collator, cfg)
+    assert abs(ignored["source_gain"]) < 1e-5, ignored

@@ -83,7 +83,8 @@ def run(params: Params, project: str) -> dict:
         losses, evals = curve_rows(outcome.log_history)
         best = outcome.trainer.state.best_metric
         report = {**outcome.report, "mlflow_run_id": run_id, "best_validation": best,
-                  "validation_metric": args.metric_for_best_model}
+                  "validation_metric": args.metric_for_best_model,
+                  **impl.training_diagnostics(outcome.trainer.model, dsd, collator, cfg)}
         tracking.log_metrics({k: v for k, v in report.items() if k != "best_validation"}, prefix="train_")
         if best is not None:
             tracking.log_metrics({f"best_validation_{args.metric_for_best_model}": best})

@@ -107,6 +107,11 @@ def collator(tokenizers, cfg, model=None):
     return DataCollatorWithPadding(tokenizers["tokenizer"])
 
 
+def training_diagnostics(model, dsd, collator, cfg) -> dict:
+    """Nothing beyond the validation metrics for a classifier."""
+    return {}
+
+
 def trainer_class():
     from transformers import Trainer
 

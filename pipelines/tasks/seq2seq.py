@@ -255,6 +255,38 @@ def collator(tokenizers, cfg, model=None):
     return DataCollatorForSeq2Seq(source_tokenizer(tokenizers), model=model, label_pad_token_id=-100)
 
 
+def training_diagnostics(model, dsd, collator, cfg) -> dict:
+    """How much the trained model reads its source: validation loss (plain cross-entropy) with each
+    example's own source and with the next example's. A gain near zero means the decoder learnt the
+    target side alone and the encoder is ignored, whatever the loss curve looks like."""
+    val = dsd["validation"]
+    n = min(len(val), 128)
+    if n < 2:
+        return {}
+    own = [{k: val[i][k] for k in FINETUNE_KEYS} for i in range(n)]
+    other = [{**row, "input_ids": own[(i + 1) % n]["input_ids"], "attention_mask": own[(i + 1) % n]["attention_mask"]}
+             for i, row in enumerate(own)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    losses = []
+    with torch.inference_mode():
+        for rows in (own, other):
+            total = 0.0
+            for start in range(0, n, 32):
+                batch = {k: v.to(device) for k, v in collator(rows[start:start + 32]).items()}
+                total += float(model(**batch).loss) * len(rows[start:start + 32])
+            losses.append(total / n)
+    model.train(was_training)
+    gain = losses[1] - losses[0]
+    if gain < 0.05:
+        logger.warning("the model barely reads its source: validation loss %.3f with the right sources, %.3f with "
+                       "another example's. Train longer, or lower the learning rate (a post-LN encoder trained "
+                       "from scratch at a high rate can collapse to one vector).", losses[0], losses[1])
+    return {"validation_loss_own_source": losses[0], "validation_loss_other_source": losses[1],
+            "source_gain": gain}
+
+
 def trainer_class():
     from transformers import Seq2SeqTrainer
 
