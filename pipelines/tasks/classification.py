@@ -259,15 +259,17 @@ def export_onnx(model, tokenizers, records: list[dict], folder: Path, cfg) -> di
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     # The dynamo exporter traces the real attention-mask logic; the TorchScript one froze a padding
     # branch at the example's shapes and disagreed with PyTorch by 5e-2 on other batches.
+    # The wrapper is a new Module, in training mode until told otherwise (the exporter warns).
+    wrapped = Logits(model).eval()
     torch.onnx.export(
-        Logits(model), (example["input_ids"], example["attention_mask"]), str(path), dynamo=True,
+        wrapped, (example["input_ids"], example["attention_mask"]), str(path), dynamo=True,
         external_data=False, input_names=["input_ids", "attention_mask"], output_names=["logits"],
         opset_version=cfg.export.onnx_opset,
         dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
     )
     check = onnx_example(tokenizers, records[:32], cfg)
     with torch.inference_mode():
-        ref = Logits(model)(check["input_ids"], check["attention_mask"]).numpy()
+        ref = wrapped(check["input_ids"], check["attention_mask"]).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(["logits"], {k: v.numpy() for k, v in check.items()})[0]
     diff = float(np.abs(got - ref).max())
