@@ -90,12 +90,12 @@ def _continuation_symbols(tok, texts: list[str]) -> list[str]:
 def _canonical(tok, kind: str, n_special: int):
     """The same tokenizer with ids (and Unigram scores) that do not depend on the process.
 
-    The WordPiece trainer numbers its ``##`` symbols, and the Unigram trainer orders its pieces and
-    sums their scores, in hash-map order, which Rust seeds afresh in every process: two runs on the
-    same text gave the same vocabulary under different ids, so the encoded data, the model and
-    every metric downstream changed on a re-run. WordPiece looks tokens up by string and Unigram
-    segments by score, so renumbering (and rounding away the last bits of a score) changes no
-    segmentation. BPE's ids follow its merge order, which is already deterministic.
+    The WordPiece trainer numbers its pieces, and the Unigram trainer orders its pieces and sums
+    their scores, in hash-map order, which Rust seeds afresh in every process: two runs on the same
+    text gave the same vocabulary under different ids, so the encoded data, the model and every
+    metric downstream changed on a re-run. WordPiece looks tokens up by string and Unigram segments
+    by score, so renumbering (and rounding away the last bits of a score) changes no segmentation.
+    BPE's ids follow its merge order, which is already deterministic.
     """
     import json
 
@@ -122,13 +122,14 @@ def _canonical(tok, kind: str, n_special: int):
         special, rest = pieces[:n_special], sorted(pieces[n_special:], key=lambda ps: (-ps[1], ps[0]))
         # The trainer appends the characters it must cover below every learned piece, with scores
         # stepping down by 1e-4 in hash order: give that tail's scores to its characters in code-point order.
-        start = len(rest)
-        while start > 1 and len(rest[start - 1][0]) == 1 and 0 <= rest[start - 2][1] - rest[start - 1][1] < 2e-4:
-            start -= 1
-        tail = rest[start - 1:] if start < len(rest) else []
-        if tail and len(tail[0][0]) == 1:
+        first = len(rest) - 1
+        while (first > 0 and len(rest[first][0]) == len(rest[first - 1][0]) == 1
+               and 0 <= rest[first - 1][1] - rest[first][1] < 2e-4):
+            first -= 1
+        tail = rest[first:]
+        if len(tail) > 1:
             scores = [score for _, score in tail]
-            rest[start - 1:] = [[piece, score] for (piece, _), score in zip(sorted(tail), scores)]
+            rest[first:] = [[piece, score] for (piece, _), score in zip(sorted(tail), scores)]
         model["vocab"] = special + rest
     return Tokenizer.from_str(json.dumps(spec))
 
