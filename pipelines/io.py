@@ -90,21 +90,26 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> int:
     return n
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Read JSON Lines; a malformed line is an error naming the file and line number."""
+def parse_jsonl(lines: Iterable[str], path, error: type[Exception] = ValueError) -> list[dict]:
+    """One object per non-blank line; a malformed line raises ``error`` naming the file and line number."""
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{i}: not valid JSON ({exc.msg}); fix or remove that line") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{i}: expected a JSON object per line, got {type(rec).__name__}")
-            out.append(rec)
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{path}:{i}: not valid JSON ({exc.msg}); fix or remove that line") from None
+        if not isinstance(rec, dict):
+            raise error(f"{path}:{i}: expected one JSON object per line, got {type(rec).__name__}")
+        out.append(rec)
     return out
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read JSON Lines written between stages."""
+    with open(path, encoding="utf-8") as fh:
+        return parse_jsonl(fh, path)
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..io import parse_jsonl
 from ..tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -87,17 +88,7 @@ def read_table(path: Path, on_bad_utf8: str = "replace", stats: dict | None = No
             if not all(isinstance(r, dict) for r in rows):
                 raise DataError(f"{path}: expected a JSON list of objects")
             return rows
-    rows = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{i}: not valid JSON ({exc.msg}); fix or remove that line") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{path}:{i}: expected one JSON object per line, got {type(rec).__name__}")
-        rows.append(rec)
+    rows = parse_jsonl(text.splitlines(), path, DataError)
     if not rows:
         raise DataError(f"{path} holds no records")
     return rows
