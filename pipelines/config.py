@@ -150,6 +150,10 @@ class ModelConfig(Strict):
     intermediate_size: PositiveInt = 256
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
     attention: Literal["sdpa", "eager"] = "sdpa"
+    # Where the encoder-decoder built from scratch normalises: post (BART, as published) or pre
+    # (MBart: layer norm before each block, steadier at higher learning rates). The classifier's
+    # encoder is BERT, post only; a checkpoint (init) brings its own.
+    layer_norm: Literal["post", "pre"] = "post"
 
     @model_validator(mode="after")
     def _shape(self):
@@ -405,12 +409,27 @@ class ClassificationProject(ProjectBase):
     task: Literal["classification"] = "classification"
     data: ClassificationData = ClassificationData()
 
+    @model_validator(mode="after")
+    def _post_norm_only(self):
+        if self.model.layer_norm != "post":
+            raise ValueError("model.layer_norm: 'pre' exists for the sequence-to-sequence projects (MBart); the "
+                             "classifier's encoder is BERT, which normalises after each block: use 'post'")
+        return self
+
 
 class Seq2SeqProject(ProjectBase):
     evaluate: GenerationEvaluateConfig = GenerationEvaluateConfig()
 
     def _student_keys(self) -> list[tuple[str, str]]:
         return super()._student_keys() + [("num_decoder_layers", "num_decoder_layers")]
+
+    @model_validator(mode="after")
+    def _pre_norm_needs_one_vocabulary(self):
+        if self.model.layer_norm == "pre" and not self.tokenizer.shared_vocab:
+            raise ValueError("model.layer_norm 'pre' builds an MBart, which has one vocabulary; with "
+                             "tokenizer.shared_vocab false the model is a post-LN Marian: set layer_norm to "
+                             "'post' or shared_vocab to true")
+        return self
 
 
 class TranslationProject(Seq2SeqProject):

@@ -155,6 +155,11 @@ BROKEN = [
     ("min above max length", lambda r: r["classification"]["clean"].update(min_chars=10, max_chars=5), "min_chars"),
     ("unknown precision", lambda r: r["classification"]["finetune"].update(precision="fp8"), "finetune.precision"),
     ("unknown device", lambda r: r["runtime"].update(device="tpu"), "runtime.device"),
+    ("pre-norm classifier", lambda r: r["classification"]["model"].update(layer_norm="pre"), "model.layer_norm"),
+    ("pre-norm with two vocabularies",
+     lambda r: (r["translation"]["model"].update(layer_norm="pre"), r["translation"]["tokenizer"].update(
+         shared_vocab=False)), "shared_vocab"),
+    ("unknown layer norm", lambda r: r["summarization"]["model"].update(layer_norm="sandwich"), "model.layer_norm"),
     ("dropout of one", lambda r: r["classification"]["model"].update(dropout=1.0), "model.dropout"),
     ("negative seed type", lambda r: r["common"].update(seed="abc"), "common.seed"),
     ("unknown quantization", lambda r: r["classification"]["compress"].update(quantization="int4"),

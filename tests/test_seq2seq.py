@@ -27,9 +27,9 @@ def _pairs(n, seed=0):
     return out
 
 
-def _cfg(shared=True, **tokenizer):
+def _cfg(shared=True, layer_norm="post", **tokenizer):
     return TranslationProject.model_validate({
-        "model": TINY,
+        "model": {**TINY, "layer_norm": layer_norm},
         "tokenizer": {"type": "bpe", "vocab_size": 300, "max_length": 32, "max_target_length": 32,
                       "shared_vocab": shared, "lowercase": False, **tokenizer},
         "pretrain": {"mask_ratio": 0.3, "span_length": 3.0},
@@ -189,9 +189,9 @@ def test_summarization_scores_against_all_references(shared):
 
 
 # --------------------------------------------------------------------------- compression and export
-@pytest.mark.parametrize("shared_vocab", [True, False])
-def test_int8_save_load_round_trip_generates_the_same(splits, tmp_path, shared_vocab):
-    cfg = _cfg(shared=shared_vocab)
+@pytest.mark.parametrize("shared_vocab, layer_norm", [(True, "post"), (False, "post"), (True, "pre")])
+def test_int8_save_load_round_trip_generates_the_same(splits, tmp_path, shared_vocab, layer_norm):
+    cfg = _cfg(shared=shared_vocab, layer_norm=layer_norm)
     toks = seq2seq.build_tokenizers(splits, cfg)
     torch.manual_seed(0)
     model = seq2seq.build_pretrain_model(cfg, toks).eval()
@@ -212,22 +212,47 @@ def test_int8_save_load_round_trip_generates_the_same(splits, tmp_path, shared_v
     assert (a - b).abs().max() < 0.1 * a.abs().max()
 
 
-def test_export_onnx_greedy_identical(shared, splits, tmp_path):
-    cfg, toks, model = shared
+def test_pre_norm_builds_an_mbart_that_starts_decoding_where_training_did(splits):
+    """MBart shifts labels by moving their last token (</s>) to the front; generation must start there too."""
+    from transformers import MBartForConditionalGeneration
+
+    cfg = _cfg(layer_norm="pre")
+    toks = seq2seq.build_tokenizers(splits, cfg)
+    model = seq2seq.build_pretrain_model(cfg, toks)
+    assert isinstance(model, MBartForConditionalGeneration)
+    assert model.model.encoder.layer_norm is not None  # the final norm a pre-LN stack ends with
+    seq2seq.set_generation_ids(model, toks)
+    dsd = seq2seq.encode(splits, toks, cfg)
+    batch = seq2seq.collator(toks, cfg, model)([{k: dsd["train"][i][k] for k in seq2seq.FINETUNE_KEYS}
+                                               for i in range(4)])
+    eos = toks["tokenizer"].eos_token_id
+    assert batch["decoder_input_ids"][:, 0].tolist() == [eos] * 4
+    assert model.generation_config.decoder_start_token_id == eos
+
+
+@pytest.mark.parametrize("layer_norm", ["post", "pre"])
+def test_export_onnx_greedy_identical(splits, tmp_path, layer_norm):
+    cfg = _cfg(layer_norm=layer_norm)
+    toks = seq2seq.build_tokenizers(splits, cfg)
+    torch.manual_seed(0)
+    model = seq2seq.build_pretrain_model(cfg, toks).eval()
+    seq2seq.set_generation_ids(model, toks)
     report = seq2seq.export_onnx(model, toks, splits["test"], tmp_path, cfg)
     assert (tmp_path / "encoder.onnx").is_file() and (tmp_path / "decoder.onnx").is_file()
     assert report["onnx_max_abs_diff"] < 1e-4
     assert report["onnx_greedy_identical"] == 1.0
 
 
-def test_source_gain_tells_a_model_that_ignores_its_source(splits):
+@pytest.mark.parametrize("layer_norm", ["post", "pre"])
+def test_source_gain_tells_a_model_that_ignores_its_source(splits, layer_norm):
     """finetune reports how much worse the validation loss gets with another example's source; a
-    model whose cross-attention is cut off scores zero, one that reads its source scores well above."""
+    model whose cross-attention is cut off scores zero, one that reads its source scores well above
+    (BART and, with layer_norm pre, MBart)."""
     import copy
 
     from pipelines.training import KeepKeys
 
-    cfg = _cfg()
+    cfg = _cfg(layer_norm=layer_norm)
     toks = seq2seq.build_tokenizers(splits, cfg)
     dsd = seq2seq.encode(splits, toks, cfg)
     torch.manual_seed(0)

@@ -195,8 +195,8 @@ def max_positions(cfg) -> int:
 
 
 def build_pretrain_model(cfg, tokenizers):
-    """A small encoder-decoder sized from params: BART with one shared vocabulary, Marian (separate
-    encoder and decoder embeddings) with two."""
+    """A small encoder-decoder sized from params: BART with one shared vocabulary (MBart with
+    ``model.layer_norm: pre``), Marian (separate encoder and decoder embeddings) with two."""
     from transformers import BartConfig, BartForConditionalGeneration, MarianConfig, MarianMTModel
 
     m = cfg.model
@@ -218,6 +218,14 @@ def build_pretrain_model(cfg, tokenizers):
                               share_encoder_decoder_embeddings=False, **common)
         config._attn_implementation = m.attention
         return MarianMTModel(config)
+    if m.layer_norm == "pre":
+        from transformers import MBartConfig, MBartForConditionalGeneration
+
+        # MBart builds the decoder input by moving each label sequence's last token (our </s>) to the
+        # front, whatever decoder_start_token_id says; generation must start from that same token.
+        config = MBartConfig(vocab_size=len(s_tok), **{**common, "decoder_start_token_id": s_tok.eos_token_id})
+        config._attn_implementation = m.attention
+        return MBartForConditionalGeneration(config)
     config = BartConfig(vocab_size=len(s_tok), **common)
     config._attn_implementation = m.attention
     return BartForConditionalGeneration(config)
