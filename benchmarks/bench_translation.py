@@ -22,8 +22,8 @@ METRICS = ("bleu", "chrf")
 # CPU): the post-LN BART at 7e-4 reached validation BLEU 17.6 / 25.4 after epochs 1 / 2 with grouped
 # batches (source_gain 2.38), 22.1 after epoch 1 with random batches, at about half the steps per
 # second. The pre-LN MBart at 1.5e-3 learnt far slower (9.0 after five epochs): this uses BART.
-# Pretraining keeps random batches: it is short, and a run with grouped pretraining batches collapsed
-# (source_gain 0.0).
+# Pretraining keeps random batches, as in both probes: it is short, and what made an earlier grouped
+# run collapse (source_gain 0.0) was not isolated.
 MULTI30K_OVERRIDES = {
     "tokenizer": {"type": "bpe", "vocab_size": 8000, "lowercase": False, "max_length": 64,
                   "max_target_length": 64, "shared_vocab": True},
