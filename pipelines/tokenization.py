@@ -43,12 +43,13 @@ def train_tokenizer(texts: Iterable[str], tok_cfg, family: str, max_length: int 
         # _canonical makes them ordinary tokens again).
         trainer = trainers.WordPieceTrainer(vocab_size=tok_cfg.vocab_size,
                                             special_tokens=special_list + _continuation_symbols(tok, texts),
-                                            min_frequency=2, show_progress=False)
+                                            min_frequency=tok_cfg.min_frequency, show_progress=False)
     elif tok_cfg.type == "bpe":
         tok = Tokenizer(models.BPE(unk_token=None))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=tok_cfg.vocab_size, special_tokens=special_list, min_frequency=2,
+        trainer = trainers.BpeTrainer(vocab_size=tok_cfg.vocab_size, special_tokens=special_list,
+                                      min_frequency=tok_cfg.min_frequency,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     else:  # unigram
         tok = Tokenizer(models.Unigram())

@@ -149,6 +149,8 @@ BROKEN = [
      "does not exist"),
     ("heads do not divide width", lambda r: r["classification"]["model"].update(num_heads=5), "divisible"),
     ("vocabulary too small", lambda r: r["classification"]["tokenizer"].update(vocab_size=10), "vocab_size"),
+    ("zero minimum frequency", lambda r: r["classification"]["tokenizer"].update(min_frequency=0),
+     "tokenizer.min_frequency"),
     ("unknown tokenizer type", lambda r: r["classification"]["tokenizer"].update(type="char"), "tokenizer.type"),
     ("split fractions out of range", lambda r: r["classification"]["split"].update(test_fraction=0.9),
      "split.test_fraction"),

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from pipelines.data.builtin_classification import generate
 from pipelines.tokenization import train_tokenizer
 texts = [r["text"] for r in generate(600, 3, dirty=False)]
-cfg = SimpleNamespace(type=sys.argv[1], vocab_size=300, lowercase=True, max_length=64)
+cfg = SimpleNamespace(type=sys.argv[1], vocab_size=300, min_frequency=2, lowercase=True, max_length=64)
 tok = train_tokenizer(texts, cfg, "encoder" if sys.argv[1] == "wordpiece" else "seq2seq")
 sys.stdout.write(tok.backend_tokenizer.to_str())
 """
@@ -49,7 +49,7 @@ def test_renumbering_keeps_the_segmentation(kind, monkeypatch):
     from pipelines import tokenization
 
     texts = [r["text"] for r in generate(600, 3, dirty=False)]
-    cfg = SimpleNamespace(type=kind, vocab_size=300, lowercase=True, max_length=64)
+    cfg = SimpleNamespace(type=kind, vocab_size=300, min_frequency=2, lowercase=True, max_length=64)
     family = "encoder" if kind == "wordpiece" else "seq2seq"
     original = {}
     real = tokenization._canonical
@@ -62,3 +62,21 @@ def test_renumbering_keeps_the_segmentation(kind, monkeypatch):
     canonical = tokenization.train_tokenizer(texts, cfg, family).backend_tokenizer
     for text in texts[:200] + ["Zürich's façade, 42 times!"]:
         assert original["tok"].encode(text).tokens == canonical.encode(text, add_special_tokens=False).tokens
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe"])
+def test_min_frequency_decides_whether_rare_words_stay_whole(kind):
+    """tokenizer.min_frequency 1 lets a word seen once in training become one token; 2 splits it."""
+    from types import SimpleNamespace
+
+    from pipelines import tokenization
+
+    texts = [r["text"] for r in generate(300, 3, dirty=False)] + ["an unforgettably zestful film"]
+    family = "encoder" if kind == "wordpiece" else "seq2seq"
+    pieces = {}
+    for min_frequency in (1, 2):
+        cfg = SimpleNamespace(type=kind, vocab_size=5000, min_frequency=min_frequency, lowercase=True, max_length=64)
+        tok = tokenization.train_tokenizer(texts, cfg, family)
+        pieces[min_frequency] = tok.tokenize("zestful")
+    assert len(pieces[1]) == 1, pieces
+    assert len(pieces[2]) > 1, pieces
