@@ -205,6 +205,10 @@ class FinetuneConfig(TrainConfig):
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # Seq2seq: validation generates on at most this many examples each epoch.
     validation_generate_samples: PositiveInt = 200
+    # Seq2seq: fail the stage, before the model is saved, when the validation loss with another
+    # example's source is less than this above the loss with its own (the model ignores its input;
+    # reported as source_gain). None only warns.
+    min_source_gain: float | None = None
 
 
 class PruningConfig(Strict):
@@ -412,6 +416,13 @@ class ProjectBase(Strict):
 class ClassificationProject(ProjectBase):
     task: Literal["classification"] = "classification"
     data: ClassificationData = ClassificationData()
+
+    @model_validator(mode="after")
+    def _no_source_to_ignore(self):
+        if self.finetune.min_source_gain is not None:
+            raise ValueError("finetune.min_source_gain checks that a sequence-to-sequence model reads its source; "
+                             "a classifier has none: remove the key")
+        return self
 
     @model_validator(mode="after")
     def _post_norm_only(self):

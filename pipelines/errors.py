@@ -19,6 +19,12 @@ class DataError(PipelineError, ValueError):
     exit_code = 3
 
 
+class TrainingError(PipelineError, RuntimeError):
+    """Training finished but the model fails a check that params ask for (nothing is saved)."""
+
+    exit_code = 5
+
+
 class TrackingError(PipelineError, RuntimeError):
     """MLflow cannot be reached or refused an update."""
 

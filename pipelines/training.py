@@ -25,8 +25,9 @@ from .errors import ConfigError
 logger = logging.getLogger(__name__)
 
 # Settings that may change between an interrupted run and its resumption without invalidating
-# the checkpoints: they change how often things are written, not what is learnt.
-RESUME_SAFE_KEYS = {"save_steps", "logging_steps", "precision_fallback"}
+# the checkpoints: they change how often things are written, or whether the result is accepted,
+# not what is learnt.
+RESUME_SAFE_KEYS = {"save_steps", "logging_steps", "precision_fallback", "min_source_gain"}
 
 
 # --------------------------------------------------------------------------- device and precision

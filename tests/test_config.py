@@ -149,6 +149,8 @@ BROKEN = [
      "does not exist"),
     ("heads do not divide width", lambda r: r["classification"]["model"].update(num_heads=5), "divisible"),
     ("vocabulary too small", lambda r: r["classification"]["tokenizer"].update(vocab_size=10), "vocab_size"),
+    ("source check on a classifier",
+     lambda r: r["classification"]["finetune"].update(min_source_gain=0.05), "finetune.min_source_gain"),
     ("zero minimum frequency", lambda r: r["classification"]["tokenizer"].update(min_frequency=0),
      "tokenizer.min_frequency"),
     ("unknown tokenizer type", lambda r: r["classification"]["tokenizer"].update(type="char"), "tokenizer.type"),

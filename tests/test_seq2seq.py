@@ -277,3 +277,12 @@ def test_source_gain_tells_a_model_that_ignores_its_source(splits, layer_norm):
         torch.nn.init.zeros_(layer.encoder_attn.out_proj.bias)
     ignored = seq2seq.training_diagnostics(deaf, dsd, collator, cfg)
     assert abs(ignored["source_gain"]) < 1e-5, ignored
+
+    # finetune.min_source_gain turns the diagnosis into a failed stage
+    from pipelines.errors import TrainingError
+    from pipelines.stages.finetune import check_source_gain
+
+    check_source_gain(reading, 0.05)
+    check_source_gain(ignored, None)
+    with pytest.raises(TrainingError, match=r"source_gain .* below finetune\.min_source_gain 0\.05"):
+        check_source_gain(ignored, 0.05)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.tiny import dvc, registry
 from tests.tiny import make_repo_copy, tiny_params
@@ -29,8 +30,19 @@ def _report(root: Path, project: str, stage: str) -> dict:
     ("summarization", ("rouge1", "rouge2", "rougeL", "rougeLsum")),
 ])
 def test_builtin_repro_evaluates_exports_and_registers(tmp_path, project, metrics):
-    root = make_repo_copy(tmp_path, tiny_params([project]), projects=[project])
+    # First with finetune.min_source_gain above what any model reaches: finetune fails naming the
+    # key and saves no model. Removing the key then finishes from the kept checkpoints.
+    params = tiny_params([project], **{f"{project}__finetune__min_source_gain": 1000.0})
+    root = make_repo_copy(tmp_path, params, projects=[project])
+    failed = dvc(root, "repro", check=False)
+    assert failed.returncode != 0
+    assert "finetune.min_source_gain" in failed.stdout + failed.stderr
+    assert not (root / f"models/{project}/finetuned").exists()
+    assert not (root / f"reports/{project}/finetune.json").exists()
+    params[project]["finetune"]["min_source_gain"] = None
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(root, "repro")
+    assert _report(root, project, "finetune")["resumed_from"] is not None  # not trained again
     ev = _report(root, project, "evaluate")
     for name in ("full", "int8"):
         for m in metrics:
@@ -84,3 +96,4 @@ def test_aeslc_subset_scores_against_every_reference(tmp_path, shared_data):
     ev = _report(root, "summarization", "evaluate")
     assert ev["examples"] == len(test_rows)
     assert 0.0 <= ev["full"]["rougeL"] <= 100.0
+

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import tracking
 from ..config import Params, flatten
+from ..errors import TrainingError
 from ..io import atomic_dir, content_hash, read_json, write_csv, write_json
 from ..paths import ProjectPaths
 from ..tasks import get_task
@@ -26,6 +27,20 @@ def init_source(pretrained: Path) -> str:
     """The folder finetune starts from, or the checkpoint name pretrain recorded."""
     marker = pretrained / INIT_FILE
     return read_json(marker)["checkpoint"] if marker.exists() else str(pretrained)
+
+
+def check_source_gain(report: dict, floor: float | None) -> None:
+    """finetune.min_source_gain: a model that ignores its source fails the stage instead of being
+    saved, evaluated and registered. The MLflow run keeps its curves and ends as failed."""
+    gain = report.get("source_gain")
+    if floor is None or gain is None or gain >= floor:
+        return
+    raise TrainingError(
+        f"the fine-tuned model ignores its source: source_gain {gain:.4f} is below finetune.min_source_gain "
+        f"{floor} (validation loss {report['validation_loss_own_source']:.3f} with each example's source, "
+        f"{report['validation_loss_other_source']:.3f} with another's). Train longer (finetune.epochs), lower "
+        f"finetune.learning_rate, or start from a checkpoint (model.init); to keep this model, lower or remove "
+        f"finetune.min_source_gain (the checkpoints are kept, so the re-run does not train again).")
 
 
 def lineage_tags(paths: ProjectPaths) -> dict[str, str]:
@@ -88,6 +103,7 @@ def run(params: Params, project: str) -> dict:
         tracking.log_metrics({k: v for k, v in report.items() if k != "best_validation"}, prefix="train_")
         if best is not None:
             tracking.log_metrics({f"best_validation_{args.metric_for_best_model}": best})
+        check_source_gain(report, cfg.finetune.min_source_gain)
     with atomic_dir(paths.finetuned) as tmp:
         outcome.trainer.save_model(str(tmp))
     write_csv(paths.plot("finetune_loss.csv"), losses, ["step", "epoch", "loss", "learning_rate"])
