@@ -337,9 +337,7 @@ def test_deployed_run_on_the_worker_trains_registers_and_publishes(deployed, wor
 
 
 def test_up_to_date_stages_are_reported_as_skipped(deployed, worker, checkout):
-    t0 = time.perf_counter()
     proc = flows_cli("run", PROJECT, "--checkout", str(checkout), "--no-push", env=worker["env"], cwd=checkout)
-    seconds = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert summary["stages"] == {"ingest": "ran", **{s: "skipped" for s in STAGES[1:]}}
@@ -348,7 +346,6 @@ def test_up_to_date_stages_are_reported_as_skipped(deployed, worker, checkout):
     markdown = artifact_markdown(summary["flow_run_id"], f"{PROJECT}-pipeline-run")
     assert "no new version" in markdown and "did not move (version 1)" in markdown
     assert registry(checkout)["versions"] == [1]
-    assert seconds < 60
 
 
 def test_retraining_ends_early_when_nothing_changed(deployed, worker, checkout):
