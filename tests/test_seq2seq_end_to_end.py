@@ -96,4 +96,3 @@ def test_aeslc_subset_scores_against_every_reference(tmp_path, shared_data):
     ev = _report(root, "summarization", "evaluate")
     assert ev["examples"] == len(test_rows)
     assert 0.0 <= ev["full"]["rougeL"] <= 100.0
-
