@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.tiny import dvc, make_repo_copy, mlflow_json, registry, tiny_params
+from tests.tiny import dvc, int8_only, make_repo_copy, mlflow_json, registry, tiny_params
 
 STAGES = ("ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
 
@@ -81,7 +81,7 @@ def test_sst2_subset_through_local_path_source(tmp_path, shared_data):
         (src / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
     params = tiny_params(["classification"], classification__data__source=str(src))
     params["tracking"]["register_model"] = False
-    root = make_repo_copy(tmp_path / "repo", params)
+    root = make_repo_copy(tmp_path / "repo", int8_only(params))
     dvc(root, "repro", "evaluate@classification")
     split = json.loads((root / "reports/classification/split.json").read_text())
     clean = json.loads((root / "reports/classification/clean.json").read_text())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import make_repo_copy, pipeline_env, tiny_params
+from tests.tiny import int8_only, make_repo_copy, pipeline_env, tiny_params
 
 # Metrics of a resumed run match an uninterrupted run with the same seed within this tolerance.
 # Trainer restores the RNG states and skips the batches already seen, so on CPU they are equal
@@ -28,7 +28,7 @@ def _params():
     params["classification"]["finetune"].update({"epochs": 4, "save_steps": 4, "batch_size": 8,
                                                  "learning_rate": 3e-3})
     params["tracking"]["register_model"] = False
-    return params
+    return int8_only(params)
 
 
 def _repro(root: Path, target: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.tiny import dvc, registry
-from tests.tiny import make_repo_copy, tiny_params
+from tests.tiny import int8_only, make_repo_copy, tiny_params
 
 
 def _subset(src: Path, dest: Path, sizes: dict[str, int]) -> Path:
@@ -72,7 +72,7 @@ def test_multi30k_subset_through_local_folder(tmp_path, shared_data):
                   {"train": 300, "validation": 30, "test": 30})
     params = tiny_params(["translation"], translation__data__source=str(src))
     params["tracking"]["register_model"] = False
-    root = make_repo_copy(tmp_path / "repo", params, projects=["translation"])
+    root = make_repo_copy(tmp_path / "repo", int8_only(params), projects=["translation"])
     dvc(root, "repro", "evaluate@translation")
     split = _report(root, "translation", "split")
     assert split["rows"]["test"] <= 30 and split["rows"]["train"] >= 250
@@ -88,7 +88,7 @@ def test_aeslc_subset_scores_against_every_reference(tmp_path, shared_data):
                          summarization__data__references_field="references")
     params["summarization"]["tokenizer"]["max_length"] = 128
     params["tracking"]["register_model"] = False
-    root = make_repo_copy(tmp_path / "repo", params, projects=["summarization"])
+    root = make_repo_copy(tmp_path / "repo", int8_only(params), projects=["summarization"])
     dvc(root, "repro", "evaluate@summarization")
     test_rows = [json.loads(x) for x in (root / "data/summarization/splits/test.jsonl").read_text().splitlines()]
     # the three human subject lines of AESLC's test file travel with each example

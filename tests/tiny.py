@@ -56,6 +56,18 @@ def tiny_params(projects=("classification",), size: int = 240, **overrides) -> d
     return out
 
 
+def int8_only(params: dict) -> dict:
+    """Compress with int8 of the full model only, for tests about something else (data sources,
+    resuming): no pruned or student variant and no ONNX export, each of which costs seconds."""
+    for project in ("classification", "translation", "summarization"):
+        if project in params:
+            comp = params[project]["compress"]
+            comp.update(quantize=["full"], onnx_runtime=False)
+            comp["pruning"].update(sparsity=0.0, heads=0, ffn_fraction=0.0)
+            comp["distillation"]["enabled"] = False
+    return params
+
+
 def make_repo_copy(dest: Path, params: dict, projects=("classification",)) -> Path:
     """Copy the tracked files into ``dest``, write tiny params, restrict dvc.yaml to ``projects``,
     and make it a git repository with one commit (DVC and the lineage tags need git)."""
