@@ -26,6 +26,10 @@ def test_repro_writes_metrics_plots_and_export(classification_repo):
         "hf/tokenizer_config.json"}
     report = json.loads((root / "reports/classification/export.json").read_text())
     assert report["onnx_max_abs_diff"] < 1e-4
+    # the full model's graph is the one compress exported and checked (ort_fp32), not exported twice
+    assert report["onnx_reused"] is True
+    compressed = root / "models/classification/compressed/ort_fp32/model.onnx"
+    assert (export / "model.onnx").read_bytes() == compressed.read_bytes()
     compress = json.loads((root / "reports/classification/compress.json").read_text())
     assert compress["linear_weight_ratio"] > 3.5
 

@@ -33,6 +33,9 @@ def test_builtin_repro_evaluates_exports_and_registers(tmp_path, project, metric
     # First with finetune.min_source_gain above what any model reaches: finetune fails naming the
     # key and saves no model. Removing the key then finishes from the kept checkpoints.
     params = tiny_params([project], **{f"{project}__finetune__min_source_gain": 1000.0})
+    # Translation makes the ORT variants, whose graphs export then reuses; summarization does not,
+    # so export writes and checks its own.
+    params[project]["compress"]["onnx_runtime"] = project == "translation"
     root = make_repo_copy(tmp_path, params, projects=[project])
     failed = dvc(root, "repro", check=False)
     assert failed.returncode != 0
@@ -58,6 +61,7 @@ def test_builtin_repro_evaluates_exports_and_registers(tmp_path, project, metric
     assert compress["int8"]["batch1"]["median_ms"] > 0
     export = _report(root, project, "export")
     assert export["onnx_max_abs_diff"] < 1e-3 and export["onnx_greedy_identical"] == 1.0
+    assert export["onnx_reused"] is (project == "translation")
     assert (root / "models" / project / "export" / "hf" / "model.safetensors").exists()
     assert (root / "plots" / project / "evaluate.csv").exists()
     reg = registry(root, project)

@@ -133,8 +133,11 @@ def run(params: Params, project: str) -> dict:
                 teacher.config.save_pretrained(str(tmp / name))
                 if getattr(teacher, "generation_config", None) is not None:
                     teacher.generation_config.save_pretrained(str(tmp / name))
-                manifest[name] = {"kind": "onnx", "path": name, "source": "full", "decoding": impl.ORT_DECODING}
+                manifest[name] = {"kind": "onnx", "path": name, "source": "full", "decoding": impl.ORT_DECODING,
+                                  "onnx_opset": cfg.export.onnx_opset}
             details["ort_fp32"] = {k: v for k, v in check.items() if k.startswith("onnx_")}
+            # export takes this graph and its check when it exports the full model (see export.onnx_graphs)
+            manifest["ort_fp32"]["check"] = details["ort_fp32"]
         write_json(tmp / MANIFEST, manifest)
 
     def folder(name: str) -> Path:

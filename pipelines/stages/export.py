@@ -85,7 +85,9 @@ def run(params: Params, project: str) -> dict:
         save_tokenizers(tokenizers, tmp / "hf")
         onnx_report = {}
         if cfg.export.onnx:
-            onnx_report = impl.export_onnx(float_model, tokenizers, records, tmp, cfg)
+            float_name = entry["source"] if entry["kind"] == "int8" else variant
+            onnx_report = onnx_graphs(impl, manifest.get("ort_fp32"), float_name, folder, tmp, cfg) or \
+                {**impl.export_onnx(float_model, tokenizers, records, tmp, cfg), "onnx_reused": False}
             if onnx_report["onnx_max_abs_diff"] > cfg.export.onnx_atol:
                 raise PipelineError(
                     f"ONNX output differs from PyTorch by {onnx_report['onnx_max_abs_diff']:.2e}, above "
@@ -108,6 +110,20 @@ def run(params: Params, project: str) -> dict:
         report.update(register(params, project, paths, finetune.get("mlflow_run_id"), primary, metric_value, variant))
     write_json(paths.report("export"), report)
     return report
+
+
+def onnx_graphs(impl, ort_entry: dict | None, float_name: str, folder, dest: Path, cfg) -> dict | None:
+    """The ONNX graphs of the full model as compress exported them, copied into ``dest`` with their
+    check, or None when there are none to take (no ORT variants, another float model, another opset).
+    compress exported the same finetuned model with the same settings and checked it against PyTorch
+    on the same first test examples, so exporting again would write the same graph (seconds to minutes)."""
+    if float_name != "full" or not ort_entry or "check" not in ort_entry:
+        return None
+    if ort_entry.get("onnx_opset") != cfg.export.onnx_opset:
+        return None
+    for graph in impl.onnx_files(folder("ort_fp32")):
+        shutil.copy2(graph, dest / graph.name)
+    return {**ort_entry["check"], "onnx_reused": True}
 
 
 def lineage(params: Params, project: str, paths: ProjectPaths) -> dict[str, str]:
