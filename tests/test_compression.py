@@ -344,6 +344,30 @@ def test_best_under_latency_picks_the_most_accurate_variant_within_budget():
     assert choose_variant(SimpleNamespace(variant="int8", latency_budget_ms=None), table, "accuracy")[0] == "int8"
 
 
+def test_export_takes_the_compress_graph_only_of_the_same_model_and_opset(tmp_path):
+    from pipelines.stages.export import onnx_graphs
+    from pipelines.tasks import classification as cls_task
+
+    (tmp_path / "compressed/ort_fp32").mkdir(parents=True)
+    (tmp_path / "compressed/ort_fp32/model.onnx").write_bytes(b"graph")
+    (tmp_path / "dest").mkdir()
+    entry = {"kind": "onnx", "path": "ort_fp32", "source": "full", "onnx_opset": 18,
+             "check": {"onnx_file": "model.onnx", "onnx_max_abs_diff": 1e-6}}
+    cfg = SimpleNamespace(export=SimpleNamespace(onnx_opset=18))
+
+    def take(entry, float_name="full", opset=18):
+        cfg.export.onnx_opset = opset
+        return onnx_graphs(cls_task, entry, tmp_path / "compressed", float_name, tmp_path / "dest", cfg)
+
+    assert take(entry, "student") is None  # another float model: export its own graph
+    assert take(entry, opset=17) is None  # params changed since compress ran
+    assert take({k: v for k, v in entry.items() if k != "check"}) is None  # a manifest from before the check was kept
+    assert take(None) is None  # no ORT variants
+    assert not (tmp_path / "dest/model.onnx").exists()
+    assert take(entry) == {"onnx_file": "model.onnx", "onnx_max_abs_diff": 1e-6, "onnx_reused": True}
+    assert (tmp_path / "dest/model.onnx").read_bytes() == b"graph"
+
+
 # --------------------------------------------------------------------------- configuration
 @pytest.fixture
 def raw(repo):

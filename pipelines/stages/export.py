@@ -86,7 +86,7 @@ def run(params: Params, project: str) -> dict:
         onnx_report = {}
         if cfg.export.onnx:
             float_name = entry["source"] if entry["kind"] == "int8" else variant
-            onnx_report = onnx_graphs(impl, manifest.get("ort_fp32"), float_name, folder, tmp, cfg) or \
+            onnx_report = onnx_graphs(impl, manifest.get("ort_fp32"), paths.compressed, float_name, tmp, cfg) or \
                 {**impl.export_onnx(float_model, tokenizers, records, tmp, cfg), "onnx_reused": False}
             if onnx_report["onnx_max_abs_diff"] > cfg.export.onnx_atol:
                 raise PipelineError(
@@ -112,7 +112,7 @@ def run(params: Params, project: str) -> dict:
     return report
 
 
-def onnx_graphs(impl, ort_entry: dict | None, float_name: str, folder, dest: Path, cfg) -> dict | None:
+def onnx_graphs(impl, ort_entry: dict | None, compressed: Path, float_name: str, dest: Path, cfg) -> dict | None:
     """The ONNX graphs of the full model as compress exported them, copied into ``dest`` with their
     check, or None when there are none to take (no ORT variants, another float model, another opset).
     compress exported the same finetuned model with the same settings and checked it against PyTorch
@@ -121,7 +121,7 @@ def onnx_graphs(impl, ort_entry: dict | None, float_name: str, folder, dest: Pat
         return None
     if ort_entry.get("onnx_opset") != cfg.export.onnx_opset:
         return None
-    for graph in impl.onnx_files(folder("ort_fp32")):
+    for graph in impl.onnx_files(compressed / ort_entry["path"]):
         shutil.copy2(graph, dest / graph.name)
     return {**ort_entry["check"], "onnx_reused": True}
 
