@@ -131,3 +131,37 @@ def test_impossible_precision_fails_at_config_time_or_falls_back():
         resolve_precision(TrainConfig(precision="fp16"), "cpu", "classification.finetune")
     assert resolve_precision(TrainConfig(precision="fp16", precision_fallback=True), "cpu", "x") == "fp32"
     assert resolve_precision(TrainConfig(precision="auto"), "cpu", "x") == "fp32"
+
+
+def test_masked_lm_pretraining_scores_masked_positions_only_with_the_same_loss_and_gradients(setup, tmp_path):
+    """The pretraining model applies its vocabulary-wide output layer to the masked positions only;
+    loss and gradients equal those of BertForMaskedLM on the same batch, and the saved folder loads
+    as BertForMaskedLM with the same weights."""
+    from transformers import AutoModelForMaskedLM, BertForMaskedLM, DataCollatorForLanguageModeling
+
+    cfg, tok, dsd, _ = setup
+    torch.manual_seed(0)
+    ours = cls_task.build_pretrain_model(cfg, {"tokenizer": tok})
+    plain = BertForMaskedLM(ours.config)
+    plain.load_state_dict(ours.state_dict())
+    torch.manual_seed(1)
+    batch = DataCollatorForLanguageModeling(tok, mlm_probability=0.15)(
+        [{"input_ids": x} for x in dsd["train"][:16]["input_ids"]])
+    masked = int((batch["labels"] != -100).sum())
+    assert 0 < masked < batch["labels"].numel() // 3
+
+    out_ours = ours(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    out_plain = plain(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    assert out_ours.logits.shape == (masked, len(tok))  # one row per masked position, not per token
+    assert torch.allclose(out_ours.loss, out_plain.loss, atol=1e-6)
+    out_ours.loss.backward()
+    out_plain.loss.backward()
+    grads = dict(plain.named_parameters())
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, grads[name].grad, atol=1e-6), name
+
+    ours.save_pretrained(tmp_path)
+    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in ours.state_dict().items())
+    without_labels = ours(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert without_labels.shape == (*batch["input_ids"].shape, len(tok))  # inference: every position
