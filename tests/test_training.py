@@ -165,3 +165,26 @@ def test_masked_lm_pretraining_scores_masked_positions_only_with_the_same_loss_a
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in ours.state_dict().items())
     without_labels = ours(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     assert without_labels.shape == (*batch["input_ids"].shape, len(tok))  # inference: every position
+
+
+def test_finetune_diagnostics_flag_a_classifier_that_answers_the_same_for_every_text(setup, caplog):
+    """A classifier whose [CLS] output no longer depends on the input (as after too much MLM on little
+    text) gives one label to everything; the finetune report says so and the log tells what to change."""
+    import logging
+
+    cfg, tok, dsd, base = setup
+    collator = KeepKeys(cls_task.collator({"tokenizer": tok}, cfg), cls_task.FINETUNE_KEYS)
+    healthy = cls_task.training_diagnostics(copy.deepcopy(base), dsd, collator, cfg)
+
+    collapsed = copy.deepcopy(base)
+    norm = collapsed.bert.encoder.layer[-1].output.LayerNorm
+    with torch.no_grad():  # every position's output becomes the same vector
+        norm.weight.zero_()
+        norm.bias.copy_(torch.linspace(-1, 1, norm.bias.numel()))
+    with caplog.at_level(logging.WARNING, logger=cls_task.__name__):
+        diag = cls_task.training_diagnostics(collapsed, dsd, collator, cfg)
+    assert diag["validation_majority_prediction_share"] == 1.0
+    assert diag["validation_cls_spread"] < 1e-6 < healthy["validation_cls_spread"]
+    assert "gives one label to 100% of the validation examples" in caplog.text
+    assert "pretrain.max_steps" in caplog.text
+    assert collapsed.training  # the model goes back to the mode it came in

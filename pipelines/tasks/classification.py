@@ -139,8 +139,40 @@ def collator(tokenizers, cfg, model=None):
 
 
 def training_diagnostics(model, dsd, collator, cfg) -> dict:
-    """Nothing beyond the validation metrics for a classifier."""
-    return {}
+    """Whether the trained classifier's answer depends on its input: the share of validation examples
+    given its most frequent label, and how much the encoder's first-token ([CLS]) output varies
+    between examples (its standard deviation across them, averaged over dimensions). Accuracy at the
+    majority-class rate can hide a model that answers the same for every text; these two say so."""
+    val = dsd["validation"]
+    n = min(len(val), 256)
+    if n < 2:
+        return {}
+    rows = [{k: val[i][k] for k in FINETUNE_KEYS} for i in range(n)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    preds, first = [], []
+    with torch.inference_mode():
+        for start in range(0, n, 64):
+            batch = {k: v.to(device) for k, v in collator(rows[start:start + 64]).items()}
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        output_hidden_states=True)
+            preds.append(out.logits.argmax(-1).cpu())
+            first.append(out.hidden_states[-1][:, 0].float().cpu())
+    model.train(was_training)
+    preds = torch.cat(preds)
+    spread = float(torch.cat(first).std(0).mean())
+    share = float(torch.bincount(preds).max()) / n
+    true_share = float(torch.bincount(torch.tensor([r["labels"] for r in rows])).max()) / n
+    if share >= 0.99 and true_share < 0.99:
+        logger.warning(
+            "the classifier gives one label to %.0f%% of the validation examples (the most frequent true label "
+            "covers %.0f%%): it has not learnt from the text. Its [CLS] output varies by %.4f between inputs; "
+            "masked-LM pretraining that is long for the amount of text can leave it the same for every input "
+            "(SST-2, 384 wide: 0.0006 after an MLM epoch, when fine-tuning stalled; 0.022 after five steps). "
+            "Pretrain fewer steps (pretrain.max_steps) or on more text, or change finetune.learning_rate.",
+            100 * share, 100 * true_share, spread)
+    return {"validation_majority_prediction_share": share, "validation_cls_spread": spread}
 
 
 def trainer_class():
