@@ -49,8 +49,8 @@ MULTI30K_COMPRESS = {
     "pruning": {"sparsity": 0.0, "heads": 0, "ffn_fraction": 0.0},
     # deep encoder, shallow decoder: the decoder runs once per generated token
     "distillation": {"enabled": True, "num_layers": 2, "num_decoder_layers": 1, "temperature": 2.0, "alpha": 0.5,
-                     "epochs": 2, "batch_size": 64, "learning_rate": 0.0007, "warmup_ratio": 0.05},
-    "onnx_runtime": True, "latency_batches": 20,
+                     "epochs": 3, "batch_size": 64, "learning_rate": 0.0007, "warmup_ratio": 0.05},
+    "onnx_runtime": True, "latency_batches": 50,
 }
 
 
