@@ -156,6 +156,28 @@ def test_predict_texts_with_a_real_model(shared):
     assert len(out) == 2 and all(isinstance(o["translation"], str) for o in out)
 
 
+def test_generate_does_not_warn_about_a_trainer_saved_min_length(shared):
+    """Seq2SeqTrainer saves min_length 0 in the generation config; generation must not then warn on
+    every batch that min_new_tokens takes precedence, and must give the same outputs."""
+    import logging
+
+    cfg, toks, model = shared
+    texts = ["a man runs", "the dog", "a red cat sits"]
+    plain = seq2seq.generate(model, toks, texts, cfg)
+    model.generation_config.min_length = 0
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    hf_logger = logging.getLogger("transformers.generation.utils")
+    hf_logger.addHandler(handler)
+    try:
+        again = seq2seq.generate(model, toks, texts, cfg)
+    finally:
+        hf_logger.removeHandler(handler)
+    assert again == plain
+    assert not [r for r in records if "min_new_tokens" in r.getMessage()]
+
+
 def test_evaluate_bleu_equals_sacrebleu(shared):
     cfg, toks, _ = shared
     records = [{"source": "a man runs in the park", "target": "a man walks in the park"},

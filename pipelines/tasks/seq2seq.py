@@ -374,6 +374,11 @@ def generate(model, tokenizers, texts: list[str], cfg, device="cpu", **overrides
                     # Trainer leaves config.use_cache False, and decoding without the cache is slow.
                     max_length=None, use_cache=True)
     settings.update(overrides)
+    gc = getattr(model, "generation_config", None)
+    if gc is not None and gc.min_length == 0:
+        # Seq2SeqTrainer's validation fills the model's generation config with the legacy defaults
+        # (min_length 0) and saves it; generate then warns on every batch that min_new_tokens wins.
+        gc.min_length = None
     model.eval()
     ids = s_tok(list(texts), truncation=True, max_length=cfg.tokenizer.max_length)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
