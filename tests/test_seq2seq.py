@@ -178,6 +178,20 @@ def test_generate_does_not_warn_about_a_trainer_saved_min_length(shared):
     assert not [r for r in records if "min_new_tokens" in r.getMessage()]
 
 
+def test_generate_takes_the_project_beam_search_with_generates_outputs(shared, monkeypatch):
+    """Evaluate, predict and serving decode with the project's beam loop; they must translate
+    exactly as model.generate does (tests/test_beam_search.py compares the loops in detail)."""
+    cfg, toks, model = shared
+    texts = [r["source"] for r in _pairs(10, 5)]
+    calls = []
+    real = seq2seq.beam_search.beam_search
+    monkeypatch.setattr(seq2seq.beam_search, "beam_search", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ours = seq2seq.generate(model, toks, texts, cfg)
+    assert calls  # the project's beam settings take the project's loop
+    monkeypatch.setattr(seq2seq.beam_search, "supports", lambda model, settings: False)
+    assert seq2seq.generate(model, toks, texts, cfg) == ours
+
+
 def test_evaluate_bleu_equals_sacrebleu(shared):
     cfg, toks, _ = shared
     records = [{"source": "a man runs in the park", "target": "a man walks in the park"},

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import get_task
+from . import beam_search, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -380,13 +380,19 @@ def generate(model, tokenizers, texts: list[str], cfg, device="cpu", **overrides
         # (min_length 0) and saves it; generate then warns on every batch that min_new_tokens wins.
         gc.min_length = None
     model.eval()
+    # Our own beam loop where it gives generate's outputs: the same translations, less time per step.
+    lean = beam_search.supports(model, settings)
     ids = s_tok(list(texts), truncation=True, max_length=cfg.tokenizer.max_length)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
     out: list[str | None] = [None] * len(texts)
     for i in range(0, len(order), ev.batch_size):
         chunk = order[i:i + ev.batch_size]
         input_ids, attention_mask = pad_batch([ids[j] for j in chunk], s_tok.pad_token_id)
-        gen = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), **settings)
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        if lean:
+            gen = beam_search.beam_search(model, input_ids, attention_mask, **settings)
+        else:
+            gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, **settings)
         for j, text in zip(chunk, decode(t_tok, gen.cpu())):
             out[j] = text
     return out
