@@ -178,6 +178,30 @@ def test_generate_does_not_warn_about_a_trainer_saved_min_length(shared):
     assert not [r for r in records if "min_new_tokens" in r.getMessage()]
 
 
+def test_a_saved_model_generates_with_the_evaluate_settings(shared, tmp_path):
+    """model.generate on a fine-tuned folder, with no arguments, decodes as evaluate does: the
+    Trainer's legacy max_length 20 and min_length 0 are not what gets saved."""
+    import copy
+
+    from transformers import AutoModelForSeq2SeqLM
+
+    cfg, toks, model = shared
+    cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"max_new_tokens": 30})})
+    model = copy.deepcopy(model)
+    model.generation_config.update(max_length=20, min_length=0)  # what Seq2SeqTrainer's validation leaves
+    with torch.no_grad():  # an untrained model repeats tokens: make it run to the length cap
+        model.final_logits_bias[0, seq2seq.target_tokenizer(toks).eos_token_id] = -1e4
+    seq2seq.prepare_for_saving(model, cfg)
+    model.save_pretrained(str(tmp_path))
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path)).eval()
+    texts = ["a man runs", "the red dog sits near a house"]
+    s_tok = seq2seq.source_tokenizer(toks)
+    ids, mask = seq2seq.pad_batch([s_tok(t)["input_ids"] for t in texts], s_tok.pad_token_id)
+    out = loaded.generate(input_ids=ids, attention_mask=mask)
+    assert out.shape[1] == 31  # the decoder start and 30 new tokens, not 20 in all
+    assert seq2seq.decode(seq2seq.target_tokenizer(toks), out) == seq2seq.generate(model, toks, texts, cfg)
+
+
 def test_generate_takes_the_project_beam_search_with_generates_outputs(shared, monkeypatch):
     """Evaluate, predict and serving decode with the project's beam loop; they must translate
     exactly as model.generate does (tests/test_beam_search.py compares the loops in detail)."""

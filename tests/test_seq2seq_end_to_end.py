@@ -63,6 +63,11 @@ def test_builtin_repro_evaluates_exports_and_registers(tmp_path, project, metric
     assert export["onnx_max_abs_diff"] < 1e-3 and export["onnx_greedy_identical"] == 1.0
     assert export["onnx_reused"] is (project == "translation")
     assert (root / "models" / project / "export" / "hf" / "model.safetensors").exists()
+    # the exported model decodes with the evaluate block's settings, not the Trainer's legacy cap
+    saved = json.loads((root / "models" / project / "export" / "hf" / "generation_config.json").read_text())
+    decoding = params[project]["evaluate"]
+    assert saved["num_beams"] == decoding["num_beams"] and saved["max_new_tokens"] == decoding["max_new_tokens"]
+    assert "max_length" not in saved and "min_length" not in saved
     assert (root / "plots" / project / "evaluate.csv").exists()
     reg = registry(root, project)
     assert reg["versions"] == [1] and reg["aliases"].get("champion") == 1

@@ -360,24 +360,40 @@ def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, mask
 
 
+def decoding_settings(cfg) -> dict:
+    """``model.generate`` keyword arguments for the evaluate block's beam search."""
+    ev = cfg.evaluate
+    return dict(num_beams=ev.num_beams, length_penalty=ev.length_penalty, max_new_tokens=ev.max_new_tokens,
+                min_new_tokens=min(ev.min_new_tokens, ev.max_new_tokens),
+                no_repeat_ngram_size=ev.no_repeat_ngram_size, do_sample=False,
+                early_stopping=ev.num_beams > 1,
+                # A saved generation config may carry max_length; max_new_tokens rules here. The
+                # Trainer leaves config.use_cache False, and decoding without the cache is slow.
+                max_length=None, use_cache=True)
+
+
+def prepare_for_saving(model, cfg) -> None:
+    """Save the evaluate block's decoding settings with the model, so that ``model.generate`` on a
+    fine-tuned or exported folder decodes as evaluate and serving do. Seq2SeqTrainer's validation
+    leaves the legacy defaults there instead (``max_length`` 20, which cuts every output at 19
+    tokens, and ``min_length`` 0, which makes generate warn on every call)."""
+    gc = model.generation_config
+    gc.update(**decoding_settings(cfg), min_length=None)
+    gc._from_model_config = False  # ours, not derived from the model config: keep it as it is
+
+
 @torch.inference_mode()
 def generate(model, tokenizers, texts: list[str], cfg, device="cpu", **overrides) -> list[str]:
     """Batched beam search with the evaluate block's settings; batches are formed from inputs of
     similar length (less padding) and the outputs come back in input order."""
     s_tok, t_tok = source_tokenizer(tokenizers), target_tokenizer(tokenizers)
     ev = cfg.evaluate
-    settings = dict(num_beams=ev.num_beams, length_penalty=ev.length_penalty, max_new_tokens=ev.max_new_tokens,
-                    min_new_tokens=min(ev.min_new_tokens, ev.max_new_tokens),
-                    no_repeat_ngram_size=ev.no_repeat_ngram_size, do_sample=False,
-                    early_stopping=ev.num_beams > 1,
-                    # A saved generation config may carry max_length; max_new_tokens rules here. The
-                    # Trainer leaves config.use_cache False, and decoding without the cache is slow.
-                    max_length=None, use_cache=True)
+    settings = decoding_settings(cfg)
     settings.update(overrides)
     gc = getattr(model, "generation_config", None)
     if gc is not None and gc.min_length == 0:
-        # Seq2SeqTrainer's validation fills the model's generation config with the legacy defaults
-        # (min_length 0) and saves it; generate then warns on every batch that min_new_tokens wins.
+        # Models saved before prepare_for_saving carry Seq2SeqTrainer's legacy min_length 0, and
+        # generate then warns on every batch that min_new_tokens wins.
         gc.min_length = None
     model.eval()
     # Our own beam loop where it gives generate's outputs: the same translations, less time per step.
