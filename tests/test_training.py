@@ -12,7 +12,8 @@ from pipelines.config import ClassificationProject, TrainConfig
 from pipelines.errors import ConfigError
 from pipelines.tasks import classification as cls_task
 from pipelines.tokenization import train_tokenizer
-from pipelines.training import KeepKeys, build_args, make_trainer, resolve_precision, train
+from pipelines.training import (KeepKeys, build_args, cpu_supports_bf16, make_trainer, resolve_precision,
+                                train)
 
 WORDS = "the a good bad film plot actor scene music long short boring great awful fine dull witty".split()
 
@@ -131,6 +132,26 @@ def test_impossible_precision_fails_at_config_time_or_falls_back():
         resolve_precision(TrainConfig(precision="fp16"), "cpu", "classification.finetune")
     assert resolve_precision(TrainConfig(precision="fp16", precision_fallback=True), "cpu", "x") == "fp32"
     assert resolve_precision(TrainConfig(precision="auto"), "cpu", "x") == "fp32"
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this processor has no native bf16")
+def test_bf16_on_a_cpu_that_has_it_computes_in_bf16_and_keeps_fp32_weights(setup, tmp_path):
+    """precision: bf16 on such a CPU trains under bf16 autocast (the AESLC benchmark relies on it)."""
+    import math
+
+    cfg, tok, dsd, base = setup
+    model = copy.deepcopy(base)
+    seen = []
+    model.bert.encoder.layer[0].intermediate.dense.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    tc = TrainConfig(batch_size=8, max_steps=2, precision="bf16")
+    assert resolve_precision(tc, "cpu", "classification.finetune") == "bf16"
+    args = build_args(tc, tmp_path, "cpu", "bf16", 0, evaluate=False, best_metric=None)
+    collator = KeepKeys(cls_task.collator({"tokenizer": tok}, cfg), cls_task.FINETUNE_KEYS)
+    out = make_trainer(model, args, dsd["train"], None, collator).train()
+    assert seen and set(seen) == {torch.bfloat16}
+    assert math.isfinite(out.training_loss)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), base.parameters()))
 
 
 def test_masked_lm_pretraining_scores_masked_positions_only_with_the_same_loss_and_gradients(setup, tmp_path):

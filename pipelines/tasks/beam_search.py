@@ -67,6 +67,9 @@ def beam_search(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, nu
     ``model.generate`` returns, right-padded to ``max_new_tokens + 1``). Call it only where
     :func:`supports` is true."""
     gc = model.generation_config
+    # None means the model's own setting, as in generate
+    min_new_tokens = (gc.min_new_tokens if min_new_tokens is None else min_new_tokens) or 0
+    length_penalty = gc.length_penalty if length_penalty is None else length_penalty
     eos, start = _eos_id(gc), gc.decoder_start_token_id
     pad = gc.pad_token_id if gc.pad_token_id is not None else eos
     device = input_ids.device
