@@ -27,10 +27,13 @@ AESLC_OVERRIDES = {
                   "max_target_length": 24, "shared_vocab": True},
     "model": {"hidden_size": 256, "num_layers": 3, "num_decoder_layers": 2, "num_heads": 4,
               "intermediate_size": 1024, "dropout": 0.1},
-    "pretrain": {"epochs": 2, "batch_size": 32, "learning_rate": 0.0005, "save_steps": 1000},
+    "pretrain": {"epochs": 2.6, "batch_size": 32, "learning_rate": 0.0005, "save_steps": 1000,
+                 "precision": "bf16", "precision_fallback": True},
     "finetune": {"epochs": 3, "batch_size": 32, "learning_rate": 0.0005, "label_smoothing": 0.1,
-                 "early_stopping_patience": 2, "validation_generate_samples": 200, "save_steps": 1000},
-    "evaluate": {"batch_size": 32, "num_beams": 4, "max_new_tokens": 24},
+                 "early_stopping_patience": 2, "validation_generate_samples": 200, "save_steps": 1000,
+                 "precision": "bf16", "precision_fallback": True},
+    "evaluate": {"batch_size": 32, "num_beams": 4, "max_new_tokens": 24, "length_penalty": 0.8,
+                 "no_repeat_ngram_size": 2},
 }
 
 
