@@ -209,3 +209,13 @@ def test_finetune_diagnostics_flag_a_classifier_that_answers_the_same_for_every_
     assert "gives one label to 100% of the validation examples" in caplog.text
     assert "pretrain.max_steps" in caplog.text
     assert collapsed.training  # the model goes back to the mode it came in
+
+
+def test_classifier_prediction_runs_without_autograd(setup):
+    """predict (evaluate, compress, serving) must not build autograd graphs: that costs time and memory."""
+    cfg, tok, dsd, base = setup
+    model = copy.deepcopy(base)
+    modes = []
+    model.register_forward_hook(lambda m, i, o: modes.append(torch.is_inference_mode_enabled()))
+    cls_task.predict(model, tok, ["a good film", "a dull plot"])
+    assert modes and all(modes)

@@ -209,11 +209,11 @@ def compute_metrics_fn(dsd, tokenizers, cfg):
 
 
 # --------------------------------------------------------------------------- inference
-@torch.inference_mode()
 def prepare_for_saving(model, cfg) -> None:
     """Nothing to add before the fine-tuned classifier is saved: its config already names the labels."""
 
 
+@torch.inference_mode()
 def predict(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128, device="cpu"):
     """Predicted label ids and their probabilities, in input order."""
     model.eval()
