@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STAGES = ("ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
 
 logger = logging.getLogger("pipelines")
@@ -35,8 +36,61 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage to run, 'check' to validate params only, or 'predict' (see predict --help)")
     p.add_argument("project", nargs="?", help="classification, translation or summarization")
     p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
-    p.add_argument("--log-level", default=os.environ.get("PIPELINES_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
+                   help="default: PIPELINES_LOG_LEVEL, else INFO")
     return p
+
+
+def _start(log_level: str | None) -> None:
+    """What every command does first: validate the environment settings, configure logging."""
+    from . import settings
+
+    settings.check()
+    logging.basicConfig(level=log_level or settings.get("PIPELINES_LOG_LEVEL"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _quiet_environment()
+    for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _report(message: str) -> None:
+    # Into the log (a stage's log in DVC or Prefect) when logging is set up, and always to stderr.
+    if logging.getLogger().handlers:
+        logger.error("%s", message)
+    print(f"error: {message}", file=sys.stderr)
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """A message for an error caused by a full disk (an OSError ENOSPC, or SQLite's "database or disk
+    is full" as MLflow and DVC wrap it), naming where; None for any other error."""
+    import errno
+    import shutil
+
+    seen = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        where = None
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = cur.filename or os.getcwd()
+        elif "database or disk is full" in str(cur):
+            from .tracking import tracking_uri
+
+            uri = tracking_uri()
+            where = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else os.getcwd()
+        if where is not None:
+            folder = os.path.dirname(os.path.abspath(where)) if not os.path.isdir(where) else where
+            while folder and not os.path.exists(folder):
+                folder = os.path.dirname(folder)
+            try:
+                free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free"
+            except OSError:
+                free = "free space unknown"
+            return (f"the disk is full: writing under {where} failed ({free} there). Free some "
+                    "space (or point TMPDIR / the project at a larger disk) and re-run: a stage records nothing as "
+                    "done until all its outputs are written")
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
@@ -58,16 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    _quiet_environment()
-    for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
     from .config import load_params
     from .errors import PipelineError
 
     try:
+        _start(args.log_level)
         params = load_params(args.params)
         if args.stage == "check":
             print(f"{args.params}: OK ({', '.join(params.projects)})")
@@ -78,12 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"pipelines.stages.{args.stage}")
         summary = module.run(params, args.project)
     except PipelineError as exc:
-        logger.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
+        _report(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: outputs of this stage were not written; re-run to continue", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = disk_full(exc)
+        if message is None:
+            raise
+        _report(message)
+        return 1
     if summary:
         print(json.dumps({"stage": args.stage, "project": args.project, **summary}, indent=2, default=str))
     return 0

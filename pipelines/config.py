@@ -8,13 +8,16 @@ raised together as one :class:`ConfigError`, before any stage does work.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 
@@ -22,10 +25,31 @@ PROJECTS = ("classification", "translation", "summarization")
 DEFAULT_PARAMS = "params.yaml"
 
 
-class Strict(BaseModel):
-    """Base for every block: unknown keys are errors, values are not silently coerced."""
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a boolean (``bool``, ``bool | None``, a block...)."""
+    if annotation is bool:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_takes_bool(a) for a in typing.get_args(annotation))
 
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+class Strict(BaseModel):
+    """Base for every block: unknown keys are errors, values are not silently coerced.
+
+    Numbers may be written as YAML strings (``1e-3`` is a string to YAML 1.1), but a boolean is
+    never a number, and no float accepts NaN or an infinity: none of these settings means anything
+    at either."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name and not _takes_bool(cls.model_fields[info.field_name].annotation):
+            raise PydanticCustomError("bool_type_mismatch", "a boolean is not allowed here; give a value of the "
+                                      "documented type (true/false are taken only by on/off settings)")
+        return value
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -34,8 +58,12 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
 # --------------------------------------------------------------------------- shared blocks
+# numpy, torch and the data generators all take 32-bit unsigned seeds.
+MAX_SEED = 2**32 - 1
+
+
 class CommonConfig(Strict):
-    seed: int = 42
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
 
 
 class RuntimeConfig(Strict):
@@ -43,12 +71,29 @@ class RuntimeConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+# Registered model names end up in `models:/<name>@alias` URIs and in artifact paths: MLflow refuses
+# '/', ':' and '%' there, and names that need quoting in a URI make for models no one can load.
+REGISTRY_NAME = re.compile(r"^[A-Za-z0-9_.-]*$")
+
+
 class TrackingConfig(Strict):
-    experiment_prefix: str = "nlp-pipelines"
-    registered_model_prefix: str = ""
+    experiment_prefix: Annotated[str, Field(min_length=1, max_length=200)] = "nlp-pipelines"
+    registered_model_prefix: Annotated[str, Field(max_length=200)] = ""
     register_model: bool = True
     # Fail an export when the registry update fails (True), or keep the exported files and warn.
     registry_required: bool = True
+
+    @model_validator(mode="after")
+    def _names(self):
+        if not REGISTRY_NAME.match(self.registered_model_prefix):
+            raise ValueError(
+                f"tracking.registered_model_prefix {self.registered_model_prefix!r} would make registered model "
+                "names the MLflow registry refuses or that cannot be written in a models:/ URI; use letters, "
+                "digits, '_', '-' and '.' only (for example 'team-')")
+        if not self.experiment_prefix.strip() or any(ch in self.experiment_prefix for ch in "\n\r\t"):
+            raise ValueError(f"tracking.experiment_prefix {self.experiment_prefix!r} must be a non-empty name on "
+                             "one line")
+        return self
 
 
 # --------------------------------------------------------------------------- project blocks
@@ -74,9 +119,18 @@ class DataConfig(Strict):
                 f"data.source {src!r} is neither 'builtin', 'hf:<dataset id>[:<config>]' nor an existing file or "
                 "folder; give a .jsonl/.json/.csv/.parquet file or a folder of train/validation/test files"
             )
-        empty = [k for k, v in self.model_dump().items() if k.endswith("_field") and v is not None and not str(v).strip()]
+        fields = {k: v for k, v in self.model_dump().items() if k.endswith("_field") and v is not None}
+        empty = [k for k, v in fields.items() if not str(v).strip()]
         if empty:
             raise ValueError(f"data.{empty[0]} is empty; name the column that holds it")
+        by_column: dict[str, list[str]] = {}
+        for key, column in fields.items():
+            by_column.setdefault(column, []).append(key)
+        shared = [keys for keys in by_column.values() if len(keys) > 1]
+        if shared:
+            keys = shared[0]
+            raise ValueError(f"data.{keys[0]} and {keys[1]} both name the column {fields[keys[0]]!r}; the model "
+                             "would learn to copy its input. Name the column that holds each")
         return self
 
     @property
@@ -144,14 +198,25 @@ class TokenizerConfig(Strict):
     max_target_length: Annotated[int, Field(ge=4, le=8192)] = 64
 
 
+# Upper bounds of the model sizes: far above anything trained here, low enough that a typo (an extra
+# zero, 10**7) fails at config time instead of asking the allocator for terabytes.
+Width = Annotated[int, Field(gt=0, le=16_384)]
+Depth = Annotated[int, Field(gt=0, le=128)]
+Heads = Annotated[int, Field(gt=0, le=256)]
+FfnWidth = Annotated[int, Field(gt=0, le=131_072)]
+# A model built from scratch above this many parameters needs more than 32 GB for its fp32 weights and
+# Adam state alone; that is a model to start from a checkpoint, not to pretrain in this pipeline.
+MAX_SCRATCH_PARAMETERS = 2_000_000_000
+
+
 class ModelConfig(Strict):
     # scratch, or a checkpoint: a hub id (needs the hub) or a local folder.
     init: str = "scratch"
-    hidden_size: PositiveInt = 128
-    num_layers: PositiveInt = 2
-    num_decoder_layers: PositiveInt = 2
-    num_heads: PositiveInt = 2
-    intermediate_size: PositiveInt = 256
+    hidden_size: Width = 128
+    num_layers: Depth = 2
+    num_decoder_layers: Depth = 2
+    num_heads: Heads = 2
+    intermediate_size: FfnWidth = 256
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
     attention: Literal["sdpa", "eager"] = "sdpa"
     # Where the encoder-decoder built from scratch normalises: post (BART, as published) or pre
@@ -235,11 +300,11 @@ class DistillationConfig(Strict):
     enabled: bool = False
     # Student shape; null keeps the teacher's value. Layers are initialised from every k-th
     # teacher layer wherever the shapes match (same width).
-    num_layers: PositiveInt | None = None
-    num_decoder_layers: PositiveInt | None = None  # seq2seq only
-    hidden_size: PositiveInt | None = None
-    num_heads: PositiveInt | None = None
-    intermediate_size: PositiveInt | None = None
+    num_layers: Depth | None = None
+    num_decoder_layers: Depth | None = None  # seq2seq only
+    hidden_size: Width | None = None
+    num_heads: Heads | None = None
+    intermediate_size: FfnWidth | None = None
     # Loss: alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy.
     temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.5
@@ -408,6 +473,26 @@ class ProjectBase(Strict):
             raise ValueError("; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _model_fits_in_memory(self):
+        if self.model.from_scratch:
+            count = self.estimated_parameters()
+            if count > MAX_SCRATCH_PARAMETERS:
+                m = self.model
+                raise ValueError(
+                    f"model: built from scratch with hidden_size {m.hidden_size}, num_layers {m.num_layers}, "
+                    f"intermediate_size {m.intermediate_size} and tokenizer.vocab_size {self.tokenizer.vocab_size}, "
+                    f"the model would have about {count / 1e9:.1f} billion parameters, above the limit of "
+                    f"{MAX_SCRATCH_PARAMETERS / 1e9:.0f} billion for a model pretrained here; make it smaller, or "
+                    "start from a checkpoint (model.init)")
+        return self
+
+    def estimated_parameters(self) -> int:
+        """Parameters of the model built from scratch, to the leading terms (embeddings and blocks)."""
+        m, t = self.model, self.tokenizer
+        block = 4 * m.hidden_size ** 2 + 2 * m.hidden_size * m.intermediate_size
+        return t.vocab_size * m.hidden_size + t.max_length * m.hidden_size + m.num_layers * block
+
     def _student_keys(self) -> list[tuple[str, str]]:
         return [("num_layers", "num_layers"), ("hidden_size", "hidden_size"), ("num_heads", "num_heads"),
                 ("intermediate_size", "intermediate_size")]
@@ -437,6 +522,16 @@ class Seq2SeqProject(ProjectBase):
 
     def _student_keys(self) -> list[tuple[str, str]]:
         return super()._student_keys() + [("num_decoder_layers", "num_decoder_layers")]
+
+    def estimated_parameters(self) -> int:
+        # Decoder blocks add cross-attention (four more h x h matrices); two vocabularies, two embeddings.
+        m, t = self.model, self.tokenizer
+        vocabularies = 1 if t.shared_vocab else 2
+        encoder = 4 * m.hidden_size ** 2 + 2 * m.hidden_size * m.intermediate_size
+        decoder = 8 * m.hidden_size ** 2 + 2 * m.hidden_size * m.intermediate_size
+        positions = (t.max_length + t.max_target_length) * m.hidden_size
+        return (vocabularies * t.vocab_size * m.hidden_size + positions + m.num_layers * encoder
+                + m.num_decoder_layers * decoder)
 
     @model_validator(mode="after")
     def _pre_norm_needs_one_vocabulary(self):
@@ -556,11 +651,37 @@ def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path} not found; run from the repository root or pass --params PATH")
+    data = path.read_bytes()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: byte {data[exc.start]:#04x} on line {line} is not UTF-8 (the file was saved in "
+                          "another encoding, such as latin-1); save it as UTF-8") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     return parse_params(raw, str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key written twice in one mapping, as DVC's own parser does
+    (PyYAML alone keeps the last value, so `check` and `dvc repro` would read different settings)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, typing.Hashable):
+                continue  # the base constructor reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"key {key!r} appears twice (lines {seen[key].line + 1} and {key_node.start_mark.line + 1}); "
+                    "keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

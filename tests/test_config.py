@@ -168,6 +168,32 @@ BROKEN = [
     ("negative seed type", lambda r: r["common"].update(seed="abc"), "common.seed"),
     ("unknown quantization", lambda r: r["classification"]["compress"].update(quantization="int4"),
      "compress.quantization"),
+    ("negative seed", lambda r: r["common"].update(seed=-1), "common.seed"),
+    ("seed above 32 bits", lambda r: r["common"].update(seed=2**40), "common.seed"),
+    ("NaN length penalty", lambda r: r["translation"]["evaluate"].update(length_penalty=float("nan")),
+     "translation.evaluate.length_penalty: Input should be a finite number"),
+    ("negative infinite length penalty",
+     lambda r: r["translation"]["evaluate"].update(length_penalty=float("-inf")), "evaluate.length_penalty"),
+    ("infinite learning rate", lambda r: r["summarization"]["finetune"].update(learning_rate=float("inf")),
+     "summarization.finetune.learning_rate"),
+    ("NaN source gain", lambda r: r["translation"]["finetune"].update(min_source_gain=float("nan")),
+     "translation.finetune.min_source_gain"),
+    ("boolean batch size", lambda r: r["classification"]["finetune"].update(batch_size=True),
+     "classification.finetune.batch_size: a boolean is not allowed"),
+    ("boolean dropout", lambda r: r["classification"]["model"].update(dropout=False), "model.dropout"),
+    ("huge width", lambda r: r["classification"]["model"].update(hidden_size=10**7), "model.hidden_size"),
+    ("huge depth", lambda r: r["classification"]["model"].update(num_layers=10**5), "model.num_layers"),
+    ("model too large to pretrain",
+     lambda r: r["translation"]["model"].update(hidden_size=8192, num_heads=8, num_layers=48, intermediate_size=32768),
+     "billion parameters"),
+    ("registry name with a slash", lambda r: r["tracking"].update(registered_model_prefix="team/"),
+     "tracking.registered_model_prefix 'team/'"),
+    ("registry name with a colon", lambda r: r["tracking"].update(registered_model_prefix="a:b"),
+     "tracking.registered_model_prefix"),
+    ("target field is the source field", lambda r: r["translation"]["data"].update(target_field="source"),
+     "translation.data.source_field and target_field both name the column 'source'"),
+    ("label field is the text field", lambda r: r["classification"]["data"].update(label_field="text"),
+     "classification.data.text_field and label_field"),
 ]
 
 
@@ -193,3 +219,62 @@ def test_broken_params_stop_the_cli_before_any_output(raw, tmp_path, repo):
         if proc.returncode != 2 or expected not in proc.stderr or written:
             failures.append((what, proc.returncode, proc.stderr[-300:], written))
     assert not failures, failures
+
+
+def test_the_parameter_estimate_is_near_the_real_count(raw):
+    """The size bound works on an estimate: it must be near the count of the models built from scratch."""
+    from transformers import BartConfig, BartModel, BertConfig, BertModel
+
+    params = parse_params(raw)
+    c, t = params.project("classification"), params.project("translation")
+    bert = BertModel(BertConfig(vocab_size=c.tokenizer.vocab_size, hidden_size=c.model.hidden_size,
+                                num_hidden_layers=c.model.num_layers, num_attention_heads=c.model.num_heads,
+                                intermediate_size=c.model.intermediate_size,
+                                max_position_embeddings=c.tokenizer.max_length))
+    bart = BartModel(BartConfig(vocab_size=t.tokenizer.vocab_size, d_model=t.model.hidden_size,
+                                encoder_layers=t.model.num_layers, decoder_layers=t.model.num_decoder_layers,
+                                encoder_ffn_dim=t.model.intermediate_size, decoder_ffn_dim=t.model.intermediate_size,
+                                max_position_embeddings=t.tokenizer.max_length + t.tokenizer.max_target_length))
+    for cfg, model in ((c, bert), (t, bart)):
+        real = sum(p.numel() for p in model.parameters())
+        assert 0.8 * real <= cfg.estimated_parameters() <= 1.2 * real, (cfg.task, cfg.estimated_parameters(), real)
+
+
+def test_booleans_still_set_switches(raw):
+    raw["classification"]["clean"]["strip_html"] = False
+    raw["classification"]["compress"]["onnx_runtime"] = True
+    cfg = parse_params(raw).project("classification")
+    assert cfg.clean.strip_html is False and cfg.compress.onnx_runtime is True
+
+
+def test_params_file_not_utf8_names_the_line_and_the_fix(tmp_path, repo):
+    path = tmp_path / "params.yaml"
+    text = (repo / "params.yaml").read_text(encoding="utf-8")
+    path.write_bytes(("# caf\u00e9 settings\n" + text).encode("latin-1", errors="replace"))
+    with pytest.raises(ConfigError, match=r"byte 0xe9 on line 1 is not UTF-8.*save it as UTF-8"):
+        load_params(path)
+    proc = subprocess.run([sys.executable, "-m", "pipelines", "check", "--params", str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_key_written_twice_is_refused_as_dvc_refuses_it(tmp_path, repo):
+    path = tmp_path / "params.yaml"
+    text = (repo / "params.yaml").read_text(encoding="utf-8")
+    path.write_text(text.replace("  finetune:\n    epochs: 4\n", "  finetune:\n    epochs: 4\n    epochs: 9\n", 1))
+    assert path.read_text() != text
+    with pytest.raises(ConfigError, match="key 'epochs' appears twice"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("variable, value", [("PIPELINES_NUM_WORKERS", "auto"), ("PIPELINES_LOG_LEVEL", "verbose"),
+                                             ("PIPELINES_DEVICE", "tpu"), ("PIPELINES_FLOW_RETRIES", "-1"),
+                                             ("PIPELINES_LATENCY_THREADS", "0"), ("PIPELINES_PROGRESS", "maybe")])
+def test_environment_settings_are_checked_when_a_command_starts(tmp_path, repo, variable, value):
+    proc = subprocess.run([sys.executable, "-m", "pipelines", "ingest", "classification",
+                           "--params", str(repo / "params.yaml")], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", variable: value})
+    assert proc.returncode == 2, proc.stderr
+    assert f"{variable}={value!r}" in proc.stderr and "allowed:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,126 @@
+"""Per-machine settings read from the environment: every ``PIPELINES_*`` variable the product reads.
+
+They change where and how a run happens, never its results, so they are not DVC params. Each is
+validated by :func:`check` when a command starts, so a typo (``PIPELINES_NUM_WORKERS=auto``) stops
+the command at once with a message naming the variable and what it allows, instead of failing
+minutes later inside a stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import ConfigError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    allowed: str  # what a message says the variable accepts
+    parse: Callable[[str], object]
+    help: str
+
+
+def _choice(*values: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in values:
+            raise ValueError
+        return value
+    return parse
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < low:
+            raise ValueError
+        return value
+    return parse
+
+
+def _float_at_least(low: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not (value >= low) or value == float("inf"):  # also refuses NaN
+            raise ValueError
+        return value
+    return parse
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in LOG_LEVELS:
+        raise ValueError
+    return value
+
+
+def _optional_threads(raw: str) -> int | None:
+    return None if not raw.strip() else _int_at_least(1)(raw)
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+SETTINGS = {s.name: s for s in (
+    Setting("PIPELINES_DEVICE", "", "auto, cpu or cuda (unset: runtime.device of params.yaml)",
+            lambda raw: _choice("auto", "cpu", "cuda")(raw) if raw.strip() else None,
+            "device for training and evaluation on this machine"),
+    Setting("PIPELINES_NUM_WORKERS", "0", "a whole number, 0 or more", _int_at_least(0),
+            "data-loader worker processes of training"),
+    Setting("PIPELINES_LOG_LEVEL", "INFO", ", ".join(LOG_LEVELS), _log_level, "log level of the commands"),
+    Setting("PIPELINES_PROGRESS", "1", "1 (show progress bars) or 0", _flag, "progress bars of long steps"),
+    Setting("PIPELINES_LATENCY_THREADS", "", "a whole number, 1 or more, or unset for every core",
+            _optional_threads, "threads of latency measurements"),
+    Setting("PIPELINES_FLOW_RETRIES", "1", "a whole number, 0 or more", _int_at_least(0),
+            "retries of a failed stage in a flow"),
+    Setting("PIPELINES_FLOW_RETRY_DELAY", "30", "seconds, 0 or more", _float_at_least(0.0),
+            "wait between retries of a stage in a flow"),
+)}
+
+
+def get(name: str):
+    """The parsed value of one setting; a ConfigError naming the variable when it is malformed."""
+    setting = SETTINGS[name]
+    raw = os.environ.get(name)
+    if raw is None:
+        raw = setting.default
+    try:
+        return setting.parse(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not valid; allowed: {setting.allowed} "
+                          f"({setting.help}). Fix or unset it") from None
+
+
+def check() -> None:
+    """Validate every setting at once; one ConfigError lists all malformed variables."""
+    problems = []
+    for name in SETTINGS:
+        try:
+            get(name)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems) if len(problems) == 1 else
+                          f"{len(problems)} environment variables are not valid:\n" +
+                          "\n".join(f"  - {p}" for p in problems))
+
+
+def log_level() -> int:
+    """The log level as a logging constant; an invalid value has been refused by :func:`check`."""
+    try:
+        return getattr(logging, get("PIPELINES_LOG_LEVEL"))
+    except ConfigError:
+        return logging.INFO
