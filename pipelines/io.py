@@ -19,12 +19,46 @@ from typing import Any, Iterable, Iterator
 logger = logging.getLogger(__name__)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove what a killed writer of ``target`` left beside it (``.<name>.tmp-<pid>-*`` and
+    ``.<name>.old-<pid>``): the process that made them is gone, so nothing will ever finish them.
+    Temporaries of a live process (another stage writing now) are kept."""
+    removed = []
+    parent = Path(target).parent
+    if not parent.is_dir():
+        return removed
+    for kind in ("tmp", "old"):
+        for leftover in parent.glob(f".{Path(target).name}.{kind}-*"):
+            pid = leftover.name.rsplit(f".{kind}-", 1)[1].split("-", 1)[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    if removed:
+        logger.info("removed %d temporary output(s) an interrupted run left beside %s", len(removed), target)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder that replaces ``target`` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_temporaries(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         yield tmp
         if target.exists():
@@ -44,7 +78,8 @@ def atomic_file(target: Path, mode: str = "w") -> Iterator[Any]:
     """Open a temporary sibling of ``target`` for writing; rename it over ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
@@ -90,20 +125,29 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> int:
     return n
 
 
-def parse_jsonl(lines: Iterable[str], path, error: type[Exception] = ValueError) -> list[dict]:
-    """One object per non-blank line; a malformed line raises ``error`` naming the file and line number."""
-    out = []
+_JSON_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
+               type(None): "null"}
+
+
+def iter_jsonl(lines: Iterable[str], path, error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; a malformed line raises ``error`` naming the file and line."""
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise error(f"{path}:{i}: not valid JSON ({exc.msg}); fix or remove that line") from None
+            raise error(f"{path}:{i}: not valid JSON ({exc.msg} at column {exc.colno}); fix or remove that line") from None
         if not isinstance(rec, dict):
-            raise error(f"{path}:{i}: expected one JSON object per line, got {type(rec).__name__}")
-        out.append(rec)
-    return out
+            kind = _JSON_KINDS.get(type(rec), type(rec).__name__)
+            raise error(f"{path}:{i}: expected one JSON object ({{...}}) per line, got {kind}; "
+                        "JSON Lines holds one object per line, fix or remove that line")
+        yield i, rec
+
+
+def parse_jsonl(lines: Iterable[str], path, error: type[Exception] = ValueError) -> list[dict]:
+    """One object per non-blank line; a malformed line raises ``error`` naming the file and line number."""
+    return [rec for _, rec in iter_jsonl(lines, path, error)]
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -1,8 +1,10 @@
-"""Text rules shared by the stages: cleaning one string, and the key that finds duplicates."""
+"""Text rules shared by the stages: cleaning one string, the key that finds duplicates, and the
+class name a classification label stands for."""
 
 from __future__ import annotations
 
 import html
+import math
 import re
 import unicodedata
 
@@ -44,6 +46,40 @@ def clean_text(text: str, form: str = "NFKC", strip_html: bool = True) -> tuple[
 
 
 def dedupe_key(text: str) -> str:
-    """Normalised form under which two texts count as the same (case, punctuation, spacing)."""
+    """Normalised form under which two texts count as the same (case, punctuation, spacing).
+
+    A text with no letters or digits (only emoji or punctuation, say) keeps its symbols: stripping
+    them would give every such text the same empty key and make them all duplicates of one another.
+    """
     text = unicodedata.normalize("NFKC", text).casefold()
-    return _SPACE.sub(" ", _NON_WORD.sub(" ", text)).strip()
+    words = _SPACE.sub(" ", _NON_WORD.sub(" ", text)).strip()
+    return words or _SPACE.sub(" ", text).strip()
+
+
+# A list or an object that reached a CSV cell as text: '["neg", "x"]', "{'y': 1}".
+_LIST_AS_TEXT = re.compile(r"^(\[.*\]|\{.*\})$", re.DOTALL)
+
+
+def label_text(value: object) -> str:
+    """The class name a classification label stands for; ``""`` when the label is missing.
+
+    Strings are stripped; integers, and floats without a fractional part (1.0 from a spreadsheet),
+    become digits, so 1 and 1.0 are one class; true / false become "True" / "False". A value that
+    is not one class raises ValueError naming it: a list or an object (several labels, or the
+    wrong column), a list written as text, a fraction or an infinity (a score, not a class).
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, float):
+        if math.isinf(value) or not value.is_integer():
+            raise ValueError(f"the {'number' if math.isinf(value) else 'fraction'} {value:.6g}")
+        return str(int(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if _LIST_AS_TEXT.match(text):
+            raise ValueError(f"the text {text[:40]!r}, a list or an object written as text")
+        return text
+    kind = "a list" if isinstance(value, (list, tuple)) else "an object" if isinstance(value, dict) else "a value"
+    raise ValueError(f"{kind} {str(value)[:40]}")

@@ -28,6 +28,13 @@ def test_dedupe_key_folds_case_punctuation_and_space():
     assert dedupe_key("hello world") != dedupe_key("hello worlds")
 
 
+def test_dedupe_key_keeps_texts_without_words_apart():
+    texts = ["😀😀😢 😢😀😀", "😢😢😀 😀😢😢", ":) !!!", ":( !!!", "..."]
+    assert len({dedupe_key(t) for t in texts}) == len(texts)
+    # spacing still folds when there is no word to key on
+    assert dedupe_key(" :)  !!! ") == dedupe_key(":) !!!")
+
+
 def test_clean_drops_and_counts():
     cfg = ClassificationProject()
     records = [

@@ -7,18 +7,22 @@ a ``split`` field (train, validation or test).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import importlib
 import io
 import json
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..io import parse_jsonl
+from ..io import iter_jsonl
 from ..tasks import TaskSpec
+from ..text import label_text
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +47,229 @@ class RawData:
 
 
 # --------------------------------------------------------------------------- reading files
+# Byte-order marks and the encodings they announce; UTF-32-LE's mark begins with UTF-16-LE's, so it
+# is tried first. The UTF-8 mark is dropped by decoding as utf-8-sig.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32-LE"),
+    (codecs.BOM_UTF32_BE, "UTF-32-BE"),
+    (codecs.BOM_UTF16_LE, "UTF-16-LE"),
+    (codecs.BOM_UTF16_BE, "UTF-16-BE"),
+)
+# Files that are not text whatever their name says; re-encoding cannot help, converting can.
+_NOT_TEXT = (
+    (b"\x1f\x8b", "a gzip archive; decompress it first (gunzip)"),
+    (b"PK\x03\x04", "a zip archive (or an .xlsx / .docx file); unzip it, or save the sheet as CSV"),
+    (b"\xfd7zXZ\x00", "an xz archive; decompress it first (unxz)"),
+    (b"\x28\xb5\x2f\xfd", "a zstd archive; decompress it first (unzstd)"),
+    (b"PAR1", "a Parquet file; give it the .parquet suffix"),
+    (b"SQLite format 3\x00", "an SQLite database; export the table as CSV or JSON Lines"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office file (.xls / .doc); save the sheet as CSV"),
+    (b"%PDF-", "a PDF document; extract its text into CSV or JSON Lines"),
+)
+# Above this share of undecodable characters the file is in another encoding, not UTF-8 with a few
+# damaged bytes: replacing them would train on U+FFFD. Latin-1 French or German stays far below it,
+# a Cyrillic, Greek or CJK code page far above.
+MAX_REPLACED_SHARE = 0.2
+# How many offending lines a message lists before it only counts the rest.
+SHOW = 5
+
+
+def _places(places: list[str]) -> str:
+    """'line 3, line 9 and 4 more': the first few places a problem occurs, and how many others."""
+    shown = ", ".join(places[:SHOW])
+    return shown + (f" and {len(places) - SHOW} more" if len(places) > SHOW else "")
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _wide_text_encoding(data: bytes) -> str | None:
+    """UTF-32 or UTF-16 (and its byte order) when ``data`` decodes as text in it, else None.
+
+    A file of UTF-16 text has NUL bytes on one side of every byte pair (ASCII letters, digits,
+    separators and line ends have a zero high byte), and its 0x0A bytes are line ends; a binary
+    file has NUL bytes anywhere, and decodes to U+0000, unpaired surrogates or control characters;
+    a UTF-8 file with a few stray NUL bytes keeps its 0x0A bytes outside any line end."""
+    sample = data[: 1 << 16]
+    line_feeds = sample.count(b"\n")
+    odd, even = sample[1::2].count(0), sample[0::2].count(0)
+    utf16 = "UTF-16-LE" if odd > even else "UTF-16-BE"
+    if max(odd, even) < 0.01 * len(sample) / 2 or min(odd, even) > 0.1 * max(odd, even):
+        utf16 = None  # a few stray NUL bytes, or NUL bytes on both sides: not UTF-16 text
+    for name in ("UTF-32-LE", "UTF-32-BE", utf16):
+        if name is None:
+            continue
+        width = 4 if "32" in name else 2
+        text = sample[: len(sample) // width * width].decode(name.lower(), errors="replace")
+        junk = sum(ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and ch not in "\t\n\r") for ch in text)
+        if text and "\x00" not in text and junk <= 0.01 * len(text) and text.count("\n") >= 0.5 * line_feeds:
+            return name
+    return None
+
+
 def _decode(data: bytes, path: Path, on_bad: str, stats: dict) -> str:
+    for magic, what in _NOT_TEXT:
+        if data.startswith(magic):
+            raise DataError(f"{path} is not a text file: it is {what}")
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data[len(bom):].decode(name.lower())
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}: starts with a {name} byte-order mark, but the bytes at offset {exc.start + len(bom)} "
+                    f"are not {name}; re-encode the file as UTF-8"
+                ) from None
+            stats["encoding"] = f"{name} (byte-order mark)"
+            return text
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        wide = _wide_text_encoding(data)
+        if wide:
+            raise DataError(
+                f"{path} looks like {wide} text without a byte-order mark (NUL bytes between the characters); "
+                f"re-encode it as UTF-8, e.g. iconv -f {wide[:-3]}{wide[-2:]} -t UTF-8 {path.name} > utf8-{path.name}"
+            )
+        raise DataError(
+            f"{path}: NUL byte at offset {nul} (line {_line_of(data, nul)}): this is a binary file, not "
+            f"{path.suffix} text. Give a UTF-8 text file; if it is text, remove the NUL bytes"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if on_bad == "error":
             raise DataError(
-                f"{path}: bytes at offset {exc.start} are not UTF-8; re-encode the file as UTF-8, "
-                "or set data.on_bad_utf8: replace to replace and count them"
+                f"{path}: bytes at offset {exc.start} (line {_line_of(data, exc.start)}) are not UTF-8; re-encode "
+                "the file as UTF-8, or set data.on_bad_utf8: replace to replace and count them"
             ) from None
         text = data.decode("utf-8", errors="replace")
-        stats["bad_utf8_replaced"] = stats.get("bad_utf8_replaced", 0) + text.count("\ufffd")
+        bad = text.count("\ufffd")
+        if bad > MAX_REPLACED_SHARE * len(text):
+            raise DataError(
+                f"{path}: {bad} of {len(text)} characters ({bad / len(text):.0%}) are not UTF-8, the first at line "
+                f"{_line_of(data, exc.start)}: the file is in another encoding (a code page such as cp1251, cp1252 "
+                "or Shift-JIS), and replacing them would leave little text. Re-encode it as UTF-8, e.g. "
+                f"iconv -f CP1251 -t UTF-8 {path.name} > utf8-{path.name}"
+            ) from None
+        stats["bad_utf8_replaced"] = stats.get("bad_utf8_replaced", 0) + bad
         return text.removeprefix("\ufeff")
 
 
-def read_table(path: Path, on_bad_utf8: str = "replace", stats: dict | None = None) -> list[dict]:
-    """Read one JSON Lines / JSON / CSV / Parquet file into a list of dicts."""
-    stats = stats if stats is not None else {}
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
+def _read_csv(text: str, path: Path, stats: dict) -> tuple[list[dict], list[int]]:
+    """Rows of a CSV file (header first) and the line each row starts on."""
+    if "\n" in text:
+        # The rows end in \n or \r\n, so a lone \r sits inside a field (text pasted from an old Mac
+        # editor); csv would end the row there and shift the rest into a row of its own. Clean folds
+        # it into a space anyway.
+        lone = len(_LONE_CR.findall(text))
+        if lone:
+            text = _LONE_CR.sub(" ", text)
+            stats["csv_lone_cr_replaced"] = stats.get("csv_lone_cr_replaced", 0) + lone
+    # newline="" hands csv the line ends as they are, so it reads \r (classic Mac), \n and \r\n rows.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    rows: list[dict] = []
+    lines: list[int] = []
+    too_many: list[int] = []
+    unclosed: list[int] = []
+    try:
+        while True:
+            start = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            if not fields:  # a blank line
+                continue
+            if header is None:
+                header = fields
+                dup = sorted({c for c in header if header.count(c) > 1})
+                if dup:
+                    raise DataError(f"{path}: the header names column(s) {', '.join(map(repr, dup))} more than once; "
+                                    "give every column its own name")
+                continue
+            if len(fields) > len(header) and any(f.strip() for f in fields[len(header):]):
+                too_many.append(start)
+            elif len(fields) < len(header) and reader.line_num > start:
+                unclosed.append(start)
+            rows.append({c: fields[i] if i < len(fields) else None for i, c in enumerate(header)})
+            lines.append(start)
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc}); fix that line") from None
+    problems = []
+    if too_many:
+        problems.append(
+            f"{len(too_many)} row(s) have more fields than the header's {len(header)} ({', '.join(header)}): "
+            f"{_places([f'line {n}' for n in too_many])}. Quote a field that holds a comma (\"a, b\"); a file "
+            "separated by ; or tabs must be saved with commas"
+        )
+    if unclosed:
+        problems.append(
+            f"{len(unclosed)} row(s) run over several lines and end with fewer fields than the header: "
+            f"{_places([f'line {n}' for n in unclosed])}. A quote (\") there is probably not closed; close it, or "
+            "write a quote inside a quoted field as two (\"\")"
+        )
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
+    if not rows:
+        raise DataError(f"{path}: no rows below the CSV header")
+    return rows, lines
+
+
+def _read_jsonl(text: str, path: Path) -> tuple[list[dict], list[int]]:
+    # Universal newlines, not str.splitlines(): that also splits at U+2028, U+0085 and form feeds,
+    # which JSON strings may hold unescaped.
+    try:
+        numbered = list(iter_jsonl(io.StringIO(text, newline=None), path, DataError))
+    except DataError as err:
+        # A pretty-printed JSON document fails on its first line; say what the file is instead.
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            raise err from None
+        if not isinstance(doc, (list, dict)) or "\n" not in text.strip():
+            raise err from None
+        what = "a list" if isinstance(doc, list) else "one object"
+        raise DataError(
+            f"{path} holds one JSON document ({what}), not JSON Lines: give it the .json suffix if it is a list of "
+            "objects, or write one object per line"
+        ) from None
+    if not numbered:
+        raise DataError(f"{path} holds no records")
+    return [rec for _, rec in numbered], [n for n, _ in numbered]
+
+
+def _read_json(text: str, path: Path) -> tuple[list[dict], list[int] | None]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # several documents one after another: JSON Lines named .json
+            return _read_jsonl(text, path)
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); fix the file, "
+                        "or give JSON Lines (one object per line)") from None
+    expected = "expected a list of objects ([{...}, {...}]) or JSON Lines (one object per line)"
+    if isinstance(doc, dict):
+        lists = [k for k, v in doc.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+        hint = f"; its key {lists[0]!r} holds a list of {len(doc[lists[0]])} objects: save that list alone" \
+            if lists else ""
+        raise DataError(f"{path} holds one JSON object, not a list of objects: {expected}{hint}")
+    if not isinstance(doc, list):
+        raise DataError(f"{path} holds a single JSON value ({type(doc).__name__}): {expected}")
+    bad = [i for i, r in enumerate(doc) if not isinstance(r, dict)]
+    if bad:
+        raise DataError(f"{path}: {len(bad)} of {len(doc)} list elements are not objects: "
+                        f"{_places([f'index {i} ({type(doc[i]).__name__})' for i in bad])}; {expected}")
+    if not doc:
+        raise DataError(f"{path} holds no records")
+    return doc, None
+
+
+def _read(path: Path, on_bad_utf8: str, stats: dict) -> tuple[list[dict], list[int] | None]:
+    """Rows of one file and the line each starts on (None where lines mean nothing: JSON, Parquet)."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
@@ -69,29 +279,20 @@ def read_table(path: Path, on_bad_utf8: str = "replace", stats: dict | None = No
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(path).to_pylist()
+            return pq.read_table(path).to_pylist(), None
         except Exception as exc:  # pyarrow raises several types for a broken file
             raise DataError(f"{path}: cannot read as Parquet ({exc})") from None
     text = _decode(path.read_bytes(), path, on_bad_utf8, stats)
     if suffix == ".csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
-        if not rows:
-            raise DataError(f"{path}: no rows below the CSV header")
-        return rows
+        return _read_csv(text, path, stats)
     if suffix == ".json":
-        stripped = text.lstrip()
-        if stripped.startswith("["):
-            try:
-                rows = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-            if not all(isinstance(r, dict) for r in rows):
-                raise DataError(f"{path}: expected a JSON list of objects")
-            return rows
-    rows = parse_jsonl(text.splitlines(), path, DataError)
-    if not rows:
-        raise DataError(f"{path} holds no records")
-    return rows
+        return _read_json(text, path)
+    return _read_jsonl(text, path)
+
+
+def read_table(path: Path, on_bad_utf8: str = "replace", stats: dict | None = None) -> list[dict]:
+    """Read one JSON Lines / JSON / CSV / Parquet file into a list of dicts."""
+    return _read(path, on_bad_utf8, stats if stats is not None else {})[0]
 
 
 def _split_files(folder: Path) -> dict[str, Path]:
@@ -106,9 +307,58 @@ def _split_files(folder: Path) -> dict[str, Path]:
 
 
 # --------------------------------------------------------------------------- field mapping
-def canonicalize(rows: list[dict], task: TaskSpec, data_cfg, where: str, stats: dict) -> list[dict]:
-    """Rename the user's columns to the task's canonical names; a missing column is an error.
+_KIND = {list: "a list", dict: "an object"}
 
+
+def _value_problems(rows: list[dict], task: TaskSpec, mapping: dict[str, str], place) -> list[str]:
+    """What makes the values of the mapped columns unusable, one sentence per column."""
+    problems = []
+    for canon, col in mapping.items():
+        attr = task.fields[canon]
+        if canon in task.text_fields:
+            # Numbers are converted to text (and counted); a list or an object would become its repr.
+            bad = [(i, v) for i, v in enumerate(row.get(col) for row in rows) if isinstance(v, (list, dict))]
+            if bad:
+                keys = sorted({k for _, v in bad if isinstance(v, dict) for k in v})
+                hint = f" Its objects have the keys {', '.join(map(repr, keys[:10]))}: put the text you mean " \
+                       "in a column of its own." if keys else ""
+                problems.append(
+                    f"{len(bad)} of {len(rows)} rows have a {col!r} (data.{attr}) value that is not text: "
+                    f"{_places([f'{place(i)}: {_KIND[type(v)]} {str(v)[:40]}' for i, v in bad])}. "
+                    f"Give one string per row, or point data.{attr} at the column that holds it.{hint}"
+                )
+            continue
+        bad, kinds = [], {"true/false": [], "other": []}
+        for i, row in enumerate(rows):
+            val = row.get(col)
+            try:
+                if label_text(val):
+                    kinds["true/false" if isinstance(val, bool) else "other"].append(i)
+            except ValueError as exc:
+                bad.append(f"{place(i)}: {exc}")
+        if bad:
+            problems.append(
+                f"{len(bad)} of {len(rows)} rows have a {col!r} (data.{attr}) value that is not one class: "
+                f"{_places(bad)}. A classification label is one string or integer per row (a list means several "
+                "labels, a fraction a score): keep one label per text (a row per label if a text has several), or "
+                f"point data.{attr} at the column that holds the class"
+            )
+        elif kinds["true/false"] and kinds["other"]:
+            problems.append(
+                f"the {col!r} column (data.{attr}) mixes true/false with other labels (true/false at "
+                f"{_places([place(i) for i in kinds['true/false']])}; others at "
+                f"{_places([place(i) for i in kinds['other']])}), so true and 1 would be two classes; "
+                "use one kind of label throughout"
+            )
+    return problems
+
+
+def canonicalize(rows: list[dict], task: TaskSpec, data_cfg, where: str, stats: dict,
+                 lines: list[int] | None = None) -> list[dict]:
+    """Rename the user's columns to the task's canonical names; a missing column is an error, and so
+    is a value no stage can use (a list as text or as a label, a fraction as a label).
+
+    ``lines`` gives the line each row starts on, for messages; without it rows are named by index.
     An optional list field (summarization's references) may be absent from some files: AESLC has
     extra references only in its validation and test files. Absent everywhere is an error in load()."""
     mapping = {canon: getattr(data_cfg, attr) for canon, attr in task.fields.items()}
@@ -122,6 +372,10 @@ def canonicalize(rows: list[dict], task: TaskSpec, data_cfg, where: str, stats: 
             f"{where}: column(s) {wanted} not found; columns found: {', '.join(map(repr, columns))}. "
             "Set the field names in params.yaml to the columns your data has."
         )
+    place = (lambda i: f"line {lines[i]}") if lines else (lambda i: f"index {i}")
+    problems = _value_problems(rows, task, mapping, place)
+    if problems:
+        raise DataError(f"{where}: " + "; ".join(problems))
     for canon, col in extras.items():
         if col not in rows[0]:
             stats.setdefault("optional_field_absent", []).append(f"{col!r} in {where}")
@@ -172,11 +426,13 @@ def load_path(task: TaskSpec, data_cfg) -> RawData:
                 f"{path}: a data folder needs a train file (train.jsonl, train.csv, ...); found: {present}"
             )
         for split, f in files.items():
-            rows = canonicalize(read_table(f, data_cfg.on_bad_utf8, stats), task, data_cfg, str(f), stats)
+            rows, lines = _read(f, data_cfg.on_bad_utf8, stats)
+            rows = canonicalize(rows, task, data_cfg, str(f), stats, lines)
             records.extend({**r, "split": split} for r in rows)
             stats[f"rows_{split}"] = len(rows)
     else:
-        records = canonicalize(read_table(path, data_cfg.on_bad_utf8, stats), task, data_cfg, str(path), stats)
+        rows, lines = _read(path, data_cfg.on_bad_utf8, stats)
+        records = canonicalize(rows, task, data_cfg, str(path), stats, lines)
     return RawData(records, stats)
 
 

@@ -100,6 +100,13 @@ def run(params: Params, project: str) -> dict:
     if task.target_field not in task.text_fields:
         counts = {s: Counter(r[task.target_field] for r in v) for s, v in by_split.items()}
         unseen = sorted((set(counts["test"]) | set(counts["validation"])) - set(counts["train"]))
+        if len(counts["train"]) < 2:
+            also = f"; {unseen} occur only in validation/test" if unseen else ""
+            raise DataError(
+                f"split: all {len(by_split['train'])} train rows have the label {sorted(counts['train'])}{also}. A "
+                "classifier needs at least two classes in train; add training examples of the other classes, or "
+                f"check that data.{task.fields[task.target_field]} names the label column"
+            )
         if unseen:
             raise DataError(
                 f"split: label(s) {unseen} occur in validation/test but never in train; the model cannot "
