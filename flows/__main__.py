@@ -5,8 +5,9 @@
     python -m flows deploy [NAME ...] [--checkout DIR]
 
 Without PREFECT_API_URL, `run` and `retrain` use Prefect's local mode (a temporary server for this
-process; nothing to start). With it, they report to that server like a worker's runs. `deploy`
-needs a server: it creates the deployments of prefect.yaml there.
+process; nothing to start), which may take PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (here 120
+unless set) to come up. With it, they report to that server like a worker's runs. `deploy` needs a
+server: it creates the deployments of prefect.yaml there.
 """
 
 from __future__ import annotations
@@ -41,13 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Seconds Prefect's temporary local server may take to start (Prefect's default is 20): it needs 8
+# to 13 s on an idle 2-core machine and longer on a loaded one.
+EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 120
+
+
+def set_environment_defaults() -> None:
+    """Settings of this command unless the user set them; Prefect reads its own when it is first
+    imported, so this runs before any module that imports it."""
+    for var, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DVC_NO_ANALYTICS", "1"),
+                       ("MLFLOW_DISABLE_TELEMETRY", "true"),
+                       ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_TIMEOUT_SECONDS))):
+        os.environ.setdefault(var, value)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("PIPELINES_LOG_LEVEL", "INFO").upper(),
+    from pipelines import settings
+    from pipelines.errors import ConfigError
+
+    try:
+        settings.check()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.get("PIPELINES_LOG_LEVEL"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for var, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DVC_NO_ANALYTICS", "1"),
-                       ("MLFLOW_DISABLE_TELEMETRY", "true")):
-        os.environ.setdefault(var, value)
+    set_environment_defaults()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
     from flows.checkout import FlowError, parse_overrides
 
@@ -59,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             ids = deploy(Path(checkout), args.names or None)
             print(json.dumps(ids, indent=2))
             return 0
-        from flows.pipeline import pipeline, retrain
+        from flows.pipeline import pipeline, retrain, start_local_api
 
+        start_local_api()
         common = {"checkout": checkout, "retries": args.retries, "push": not args.no_push}
         if args.command == "run":
             state = pipeline(args.project, overrides=parse_overrides(args.overrides), return_state=True, **common)

@@ -33,9 +33,10 @@ logger = logging.getLogger(__name__)
 # Blocks an override may touch besides the project's own: the shared ones every project reads.
 SHARED_BLOCKS = ("common", "runtime", "tracking")
 # Exit codes of `python -m pipelines` that a retry cannot fix (pipelines/errors.py): a bad
-# params.yaml (2) or bad input data (3). Anything else (a lost tracking server, a killed process,
-# CUDA out of memory on a shared GPU) may pass on a second try.
-PERMANENT_EXIT_CODES = (2, 3)
+# params.yaml (2), bad input data (3), or a trained model that fails a check params ask for (5: the
+# retry resumes from the same checkpoints and fails the same check). Anything else (a lost tracking
+# server, a killed process, CUDA out of memory on a shared GPU) may pass on a second try.
+PERMANENT_EXIT_CODES = (2, 3, 5)
 LOCK_FILE = Path(".dvc") / "tmp" / "flow.lock"
 STDERR_TAIL_LINES = 30
 

@@ -32,15 +32,19 @@ LOCK_TIMEOUT_SECONDS = 6 * 3600
 def _retry_settings(retries: int | None, delay: float | None) -> tuple[int, float]:
     """Retries of a failed stage: the flow parameter, else PIPELINES_FLOW_RETRIES (default 1);
     the wait between tries: the parameter, else PIPELINES_FLOW_RETRY_DELAY seconds (default 30)."""
+    from pipelines import settings
+
     if retries is None:
-        retries = int(os.environ.get("PIPELINES_FLOW_RETRIES", "1"))
+        retries = settings.get("PIPELINES_FLOW_RETRIES")
     if delay is None:
-        delay = float(os.environ.get("PIPELINES_FLOW_RETRY_DELAY", "30"))
+        delay = settings.get("PIPELINES_FLOW_RETRY_DELAY")
     return max(0, retries), max(0.0, delay)
 
 
 def _is_transient(task, task_run, state) -> bool:
-    """Retry a failed stage unless retrying cannot help (bad params or data: exit codes 2 and 3)."""
+    """Retry a failed stage unless retrying cannot help: bad params (exit code 2) or data (3), a model
+    that fails its params' check (5), or an error of the flow itself. A lost MLflow server (4), a
+    killed process or out of memory may pass on the next try."""
     try:
         exc = state.result(raise_on_failure=False)
     except Exception:
@@ -48,6 +52,29 @@ def _is_transient(task, task_run, state) -> bool:
     if isinstance(exc, co.StageFailed):
         return exc.transient
     return not isinstance(exc, co.FlowError)
+
+
+def start_local_api() -> None:
+    """In local mode (no PREFECT_API_URL), start Prefect's temporary server now, as its first client
+    would, so that one that does not come up is reported in words instead of a traceback."""
+    from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
+                                  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # one per process: the flows' clients reuse it
+    try:
+        server.start()
+    except Exception as exc:
+        server.stop()
+        limit = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        raise co.FlowError(
+            f"Prefect's temporary local server did not start within PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="
+            f"{limit} s ({' '.join(str(exc).split())[:500].rstrip('.')}). On a busy machine allow it longer (e.g. "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=300), or start a server (prefect server start "
+            "--host 127.0.0.1) and set PREFECT_API_URL=http://127.0.0.1:4200/api") from None
 
 
 @task(name="check-params", task_run_name="check-params@{project}", cache_policy=NO_CACHE)

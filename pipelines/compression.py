@@ -463,10 +463,11 @@ def distill(student: nn.Module, teacher: nn.Module, dataset, collator, settings,
     the same decoder inputs from the collator). ``settings`` is the compress.distillation block
     (temperature, alpha, batch_size, learning_rate, weight_decay, warmup_ratio, max_steps)."""
     import math
-    import os
 
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
+
+    from .settings import get as setting
 
     epochs = settings.epochs if epochs is None else epochs
     gen = torch.Generator().manual_seed(seed)
@@ -490,7 +491,7 @@ def distill(student: nn.Module, teacher: nn.Module, dataset, collator, settings,
     step, start = 0, time.perf_counter()
     sums = {"loss": 0.0, "soft": 0.0, "hard": 0.0}
     last = dict(sums)
-    bar = tqdm(total=total, desc=desc, disable=os.environ.get("PIPELINES_PROGRESS", "1") == "0")
+    bar = tqdm(total=total, desc=desc, disable=not setting("PIPELINES_PROGRESS"))
     window = 0
     while step < total:
         for batch in loader:
@@ -527,16 +528,9 @@ def latency_threads() -> int | None:
     """Threads for latency measurements (PIPELINES_LATENCY_THREADS; unset: the libraries' default,
     every core). On a machine that other jobs share, 1 avoids the stalls of threads waiting for
     each other, which distort small models' timings by an order of magnitude."""
-    import os
+    from .settings import get as setting
 
-    value = os.environ.get("PIPELINES_LATENCY_THREADS", "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        from .errors import ConfigError
-
-        raise ConfigError(f"PIPELINES_LATENCY_THREADS={value!r}; give a positive number of threads or unset it")
-    return int(value)
+    return setting("PIPELINES_LATENCY_THREADS")
 
 
 def ort_session(path: Path):

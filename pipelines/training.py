@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import resource
 import shutil
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import torch
 
+from . import settings
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,7 @@ RESUME_SAFE_KEYS = {"save_steps", "logging_steps", "precision_fallback", "min_so
 # --------------------------------------------------------------------------- device and precision
 def resolve_device(params) -> str:
     """cuda or cpu: PIPELINES_DEVICE, else runtime.device, where auto picks CUDA when present."""
-    wanted = os.environ.get("PIPELINES_DEVICE", params.runtime.device)
-    if wanted not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"PIPELINES_DEVICE={wanted!r}; allowed: auto, cpu, cuda")
+    wanted = settings.get("PIPELINES_DEVICE") or params.runtime.device
     if wanted == "cuda" and not torch.cuda.is_available():
         raise ConfigError("runtime.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
     if wanted == "auto":
@@ -90,7 +88,9 @@ def resume_settings(train_cfg) -> dict:
 def prepare_checkpoint_dir(ckpt_dir: Path, fp: str) -> dict | None:
     """Keep the checkpoints of an interrupted run with the same fingerprint; wipe any other.
 
-    Returns the state saved by the interrupted run (e.g. its MLflow run id), or None.
+    Returns the state saved by the interrupted run (e.g. its MLflow run id), or None. When other
+    checkpoints are wiped, ``{"superseded_run_id": ...}`` names their MLflow run, which nothing
+    will continue: left RUNNING by an interruption, it can then be closed.
     """
     ckpt_dir = Path(ckpt_dir)
     state_file = ckpt_dir / "resume.json"
@@ -105,7 +105,8 @@ def prepare_checkpoint_dir(ckpt_dir: Path, fp: str) -> dict | None:
             logger.info("checkpoints in %s belong to other inputs or settings; starting afresh", ckpt_dir)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        return None
+        superseded = (state or {}).get("run_id")
+        return {"superseded_run_id": superseded} if superseded else None
     return state
 
 
@@ -193,9 +194,9 @@ def build_args(train_cfg, ckpt_dir: Path, device: str, precision: str, seed: int
         # Batches of similar length waste less compute on padding.
         train_sampling_strategy="group_by_length" if train_cfg.group_by_length else "random",
         length_column_name="length",
-        dataloader_num_workers=int(os.environ.get("PIPELINES_NUM_WORKERS", "0")),
+        dataloader_num_workers=settings.get("PIPELINES_NUM_WORKERS"),
         report_to="none",
-        disable_tqdm=os.environ.get("PIPELINES_PROGRESS", "1") == "0",
+        disable_tqdm=not settings.get("PIPELINES_PROGRESS"),
         remove_unused_columns=False,
     )
     if evaluate and best_metric:

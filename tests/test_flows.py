@@ -262,6 +262,68 @@ def test_only_transient_stage_failures_are_retried():
     assert not co.StageFailed("clean@classification", 2, "params.yaml has 1 problem").transient
 
 
+def test_retry_condition_of_a_stage_follows_its_exit_code():
+    """The condition Prefect asks before retrying, on the failed states a stage task ends in."""
+    import asyncio
+
+    from prefect.states import exception_to_failed_state
+
+    from flows.pipeline import _is_transient
+
+    def retried(exc: BaseException) -> bool:
+        return _is_transient(None, None, asyncio.run(exception_to_failed_state(exc)))
+
+    assert retried(co.StageFailed("finetune@classification", 4, "MLflow tracking server does not answer"))
+    assert retried(co.StageFailed("finetune@classification", -9, "killed"))
+    assert retried(co.StageFailed("finetune@classification", 1, "CUDA out of memory"))
+    assert retried(OSError("the worker lost its disk for a moment"))
+    assert not retried(co.StageFailed("clean@classification", 2, "params.yaml has 1 problem"))
+    assert not retried(co.StageFailed("ingest@classification", 3, "not valid JSON"))
+    # a model failing finetune.min_source_gain: the retry resumes the same checkpoints and fails again
+    assert not retried(co.StageFailed("finetune@classification", 5, "the fine-tuned model ignores its source"))
+    assert not retried(co.FlowError("unknown stage 'trian'"))
+
+
+def _local_mode_env(home: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "PREFECT_SERVER_EPHEMERAL"))}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra)
+    return env
+
+
+def test_flows_entry_point_gives_the_temporary_server_time_before_prefect_reads_it(tmp_path):
+    from flows.__main__ import EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    assert EPHEMERAL_STARTUP_TIMEOUT_SECONDS > 20  # Prefect's own default, too short on a loaded machine
+    # Prefect reads its settings when first imported: the entry point must set this before that.
+    code = ("import sys; import flows.__main__ as m; assert 'prefect' not in sys.modules;"
+            "m.set_environment_defaults();"
+            "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as s; print(s.value())")
+    for extra, want in (({}, EPHEMERAL_STARTUP_TIMEOUT_SECONDS),
+                        ({"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "45"}, 45)):  # the user's value wins
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_local_mode_env(tmp_path, **extra),
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert int(proc.stdout.split()[-1]) == want
+
+
+def test_local_mode_reports_a_temporary_server_that_does_not_start(tmp_path):
+    # No server starts within a second (its imports alone take longer): the path a loaded machine takes.
+    proc = flows_cli("run", PROJECT, "--checkout", str(tmp_path), cwd=REPO,
+                     env=_local_mode_env(tmp_path, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    error = proc.stderr[proc.stderr.rindex("error: "):]
+    assert "temporary local server did not start within PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=1 s" in error
+    assert "PREFECT_API_URL" in error
+
+
+def test_local_mode_runs_the_flow_on_the_temporary_server(tmp_path):
+    # The server started up front is the one the flow uses: the flow runs, and fails on its own error.
+    proc = flows_cli("run", PROJECT, "--checkout", str(tmp_path), cwd=REPO, env=_local_mode_env(tmp_path))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "is not a checkout of this repository" in proc.stderr[proc.stderr.rindex("error: "):]
+    assert "Timed out" not in proc.stderr
+
+
 def test_run_summary_reads_metrics_run_and_registry_from_the_reports(tmp_path):
     reports = tmp_path / "reports" / PROJECT
     reports.mkdir(parents=True)

@@ -111,3 +111,86 @@ def test_unreachable_server_is_named_before_any_work(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with pytest.raises(TrackingError, match=uri):
         tracking.configure()
+
+
+def test_the_registry_lock_never_follows_a_planted_link(store, tmp_path, monkeypatch):
+    """A lock in a folder others can write could be a link to someone's file: opening it for writing
+    truncated that file. Locks live in a folder only this user can write, opened without following links."""
+    import stat
+    import tempfile
+
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    # Where the lock used to live: a shared folder of /tmp.
+    (shared / "nlp-pipelines-locks").mkdir()
+    (shared / "nlp-pipelines-locks" / "classification.lock").symlink_to(victim)
+    export(0.7)
+    assert victim.read_text() == "precious"
+    folder = tracking.lock_dir()
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0 and folder.stat().st_uid == os.getuid()
+    # A link planted in the lock folder itself is refused, not followed.
+    (folder / "classification.lock").unlink()
+    (folder / "classification.lock").symlink_to(victim)
+    with pytest.raises(TrackingError, match="registry lock"):
+        export(0.8)
+    assert victim.read_text() == "precious"
+
+
+def test_a_lock_folder_others_can_write_is_refused(store, tmp_path, monkeypatch):
+    planted = tmp_path / "runtime"
+    (planted / "nlp-pipelines-locks").mkdir(parents=True)
+    os.chmod(planted / "nlp-pipelines-locks", 0o777)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(planted))
+    with pytest.raises(TrackingError, match="writable by others"):
+        tracking.lock_dir()
+
+
+def test_a_version_left_by_a_killed_export_is_marked_and_never_champion(store, monkeypatch):
+    export(0.70)
+    from mlflow import MlflowClient
+
+    real = MlflowClient.set_registered_model_alias
+
+    def killed(self, name, alias, version):  # the process dies right after the version exists
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", killed)
+    with pytest.raises(SystemExit):
+        export(0.99)
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", real)
+    client = mlflow.MlflowClient()
+    assert client.get_model_version("classification", "2").tags["export_status"] == "incomplete"
+    export(0.60)
+    left = client.get_model_version("classification", "2")
+    assert left.tags["export_status"] == "abandoned" and "not a usable model" in left.description
+    assert client.get_model_version("classification", "3").tags["export_status"] == "complete"
+    assert client.get_model_version("classification", "1").tags["export_status"] == "complete"
+    assert aliases() == {"candidate": 3, "champion": 1}
+
+
+def test_temporary_outputs_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from pipelines.io import atomic_dir
+
+    target = tmp_path / "models" / "export"
+    target.parent.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    leftover = target.parent / f".export.tmp-{dead}-abc123"
+    (leftover / "hf").mkdir(parents=True)
+    (leftover / "hf" / "model.safetensors").write_bytes(b"0" * 1000)
+    unnamed = target.parent / ".export.tmp-k2j4h"  # written before temporaries carried their writer's pid
+    unnamed.mkdir()
+    live = target.parent / f".export.tmp-{os.getpid()}-busy"
+    live.mkdir()
+    with atomic_dir(target) as tmp:
+        (tmp / "export.json").write_text("{}")
+    assert (target / "export.json").exists()
+    assert not leftover.exists() and not unnamed.exists()
+    assert live.exists(), "a live process's temporary output must be left alone"

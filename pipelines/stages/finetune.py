@@ -79,7 +79,7 @@ def run(params: Params, project: str) -> dict:
     tags = {"stage": "finetune", "project": project, "task": task.name, "model.init": cfg.model.init,
             **tracking.git_commit(), **lineage_tags(paths)}
     with tracking.run(params, project, run_id=state.get("run_id"), run_name=f"{project}-finetune",
-                      tags=tags) as run_id:
+                      tags=tags, superseded_run_id=state.get("superseded_run_id")) as run_id:
         save_resume_state(ckpt, {"fingerprint": fp, "run_id": run_id})
         if state.get("run_id"):
             tracking.set_tags({"resumed": "true"})

@@ -53,7 +53,8 @@ def run(params: Params, project: str) -> dict:
                      content_hash(paths.encoded), precision)
     state = prepare_checkpoint_dir(ckpt, fp) or {}
     with tracking.run(params, project, run_id=state.get("run_id"), run_name=f"{project}-pretrain",
-                      tags={"stage": "pretrain", "project": project, **tracking.git_commit()}) as run_id:
+                      tags={"stage": "pretrain", "project": project, **tracking.git_commit()},
+                      superseded_run_id=state.get("superseded_run_id")) as run_id:
         save_resume_state(ckpt, {"fingerprint": fp, "run_id": run_id})
         tracking.log_params(flatten({"model": cfg.model, "pretrain": cfg.pretrain, "seed": params.common.seed}))
         args = build_args(cfg.pretrain, ckpt, device, precision, params.common.seed, evaluate=True, best_metric=None)
