@@ -96,14 +96,25 @@ def disk_full(exc: BaseException) -> str | None:
 def build_predict_parser() -> argparse.ArgumentParser:
     from . import predict
 
+    def batch_size(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1 (inputs per model call)")
+        return n
+
     p = argparse.ArgumentParser(prog="python -m pipelines predict", description=predict.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("project")
-    p.add_argument("input", help=".jsonl, .csv or .txt file of inputs")
+    p.add_argument("project", help="a project of params.yaml (classification, translation or summarization)")
+    p.add_argument("input", help=".jsonl, .csv or .txt file of inputs (UTF-8)")
     p.add_argument("--model", help="export folder or MLflow model URI (default: models/<project>/export)")
     p.add_argument("--output", help="where to write predictions (default: <input>.predictions.jsonl)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--log-level", default=os.environ.get("PIPELINES_LOG_LEVEL", "INFO"))
+    p.add_argument("--batch-size", type=batch_size, default=32, help="inputs per model call (default: %(default)s)")
+    p.add_argument("--params", help="where the project is defined (default: params.yaml, when there is one)")
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
+                   help="default: PIPELINES_LOG_LEVEL, else INFO")
     return p
 
 
@@ -113,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return predict_main(argv[1:])
     args = build_parser().parse_args(argv)
     from .config import load_params
-    from .errors import PipelineError
 
-    try:
+    def stage() -> int:
         _start(args.log_level)
         params = load_params(args.params)
         if args.stage == "check":
@@ -126,6 +136,34 @@ def main(argv: list[str] | None = None) -> int:
         params.project(args.project)  # fails early for a missing block
         module = importlib.import_module(f"pipelines.stages.{args.stage}")
         summary = module.run(params, args.project)
+        if summary:
+            print(json.dumps({"stage": args.stage, "project": args.project, **summary}, indent=2, default=str))
+        return 0
+
+    return _guarded(stage)
+
+
+def predict_main(argv: list[str]) -> int:
+    args = build_predict_parser().parse_args(argv)
+
+    def run() -> int:
+        _start(args.log_level)
+        from . import predict
+
+        summary = predict.run(args.project, args.input, args.model, args.batch_size, args.output,
+                              params_path=args.params)
+        print(json.dumps(summary, indent=2))
+        return 0
+
+    return _guarded(run)
+
+
+def _guarded(command) -> int:
+    """Run a command; errors a user can act on become their message and exit code, not a traceback."""
+    from .errors import PipelineError
+
+    try:
+        return command()
     except PipelineError as exc:
         _report(str(exc))
         return exc.exit_code
@@ -138,26 +176,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _report(message)
         return 1
-    if summary:
-        print(json.dumps({"stage": args.stage, "project": args.project, **summary}, indent=2, default=str))
-    return 0
-
-
-def predict_main(argv: list[str]) -> int:
-    args = build_predict_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    _quiet_environment()
-    from . import predict
-    from .errors import PipelineError
-
-    try:
-        summary = predict.run(args.project, args.input, args.model, args.batch_size, args.output)
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(json.dumps(summary, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """A registered model answers real HTTP requests from `mlflow models serve`, and `predict` runs a
-model over a file. Both on the tiny classification model of the end-to-end test."""
+model over a file. Both on the tiny classification model of the end-to-end test. The registered
+model is logged from code: it holds no pickle, and loads where only its own files are."""
 
 from __future__ import annotations
 
@@ -46,9 +47,11 @@ def test_predict_rejects_an_empty_input_and_writes_nothing(classification_repo):
     bad.write_text(json.dumps({"text": "good"}) + "\n" + json.dumps({"text": "  "}) + "\n")
     proc = _predict(root, str(bad))
     assert proc.returncode == 3
-    assert "input 1 is empty" in proc.stderr and "Traceback" not in proc.stderr
+    assert "bad.jsonl, line 2: 'text' is empty" in proc.stderr and "Traceback" not in proc.stderr
     assert not (root / "bad.jsonl.predictions.jsonl").exists()
-    proc = _predict(root, str(bad), "--model", "models/nowhere")
+    good = root / "good.jsonl"
+    good.write_text(json.dumps({"text": "good"}) + "\n")
+    proc = _predict(root, str(good), "--model", "models/nowhere")
     assert proc.returncode == 3 and "not an export folder" in proc.stderr
 
 
@@ -58,7 +61,7 @@ def test_mlflow_models_serve_answers_requests(classification_repo):
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/classification@champion",
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=root, env=pipeline_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=root, env=pipeline_env(root, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     url = f"http://127.0.0.1:{port}"
 
@@ -84,12 +87,63 @@ def test_mlflow_models_serve_answers_requests(classification_repo):
         assert status == 400 and "input 0 has 5000 characters; the limit is" in body.get("message", ""), body
         status, body = post({"dataframe_split": {"columns": ["review", "stars"], "data": [["good", 5]]}})
         assert status == 400 and "expected a column named 'text'" in body.get("message", ""), body
-        # a single column, whatever its name, is taken as the text
+        # one column of another name is not taken for the text either
         status, body = post({"dataframe_split": {"columns": ["review"], "data": [["a fine film"]]}})
+        assert status == 400 and "expected a column named 'text'" in body.get("message", ""), body
+        status, body = post({"dataframe_split": {"columns": ["id", "text"], "data": [[7, "a fine film"]]}})
         assert status == 200 and len(body["predictions"]) == 1, body
+
+        # a number is not a text, wherever it comes
+        for request in ({"inputs": ["fine", 3]}, {"inputs": {"text": ["fine", 3]}},
+                        {"dataframe_split": {"columns": ["text"], "data": [["fine"], [3]]}},
+                        {"dataframe_records": [{"text": "fine"}, {"text": 3}]}):
+            status, body = post(request)
+            assert status == 400 and "input 1 is int, expected a string" in body.get("message", ""), (request, body)
+        status, body = post({"inputs": ["fine", None]})
+        assert status == 400 and "input 1 is missing" in body.get("message", ""), body
+
+        # one bare string: a short refusal that says to send a list, no stack trace
+        status, body = post({"inputs": "a fine film"})
+        assert status == 400 and "a list, even of one text" in body.get("message", ""), body
+        assert "Traceback" not in json.dumps(body) and "stack_trace" not in body
+
+        # an error never sends the request back
+        huge = "word " * 2_000_000
+        status, body = post({"inputs": ["fine", huge]})
+        assert status == 400 and "input 1 has 10000000 characters" in body.get("message", ""), body
+        assert len(json.dumps(body)) < 1000 and "word word" not in json.dumps(body), json.dumps(body)[:300]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_the_registered_model_holds_no_pickle_and_loads_from_its_own_files(classification_repo, tmp_path):
+    root = classification_repo
+    code = (
+        "import json, pathlib, mlflow, pandas as pd;"
+        "folder = pathlib.Path(mlflow.artifacts.download_artifacts('models:/classification@champion'));"
+        "files = sorted(str(p.relative_to(folder)) for p in folder.rglob('*') if p.is_file());"
+        "flavor = mlflow.models.Model.load(str(folder)).flavors['python_function'];"
+        "model = mlflow.pyfunc.load_model('models:/classification@champion');"
+        "preds = model.predict(pd.DataFrame({'text': ['a wonderful, moving film', 'dull']}));"
+        "import pipelines;"
+        "print(json.dumps({'files': files, 'flavor': sorted(flavor), 'labels': preds['label'].tolist(),"
+        " 'pipelines': pipelines.__file__}))"
+    )
+    # Away from the repository copy, as on a serving host: the package comes from the model's code/.
+    # With pickles refused, MLflow would fail to load a model that held one.
+    env = pipeline_env(root, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")
+    env.pop("PYTHONPATH")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    pickles = [f for f in found["files"] if f.endswith((".pkl", ".pickle"))]
+    assert not pickles, pickles
+    assert "model_code_path" in found["flavor"] and "python_model" not in found["flavor"], found["flavor"]
+    assert "code/pipelines/serving.py" in found["files"]
+    assert "/code/pipelines/" in found["pipelines"], found["pipelines"]
+    assert len(found["labels"]) == 2 and all(isinstance(x, str) for x in found["labels"])

@@ -137,7 +137,7 @@ def lineage(params: Params, project: str, paths: ProjectPaths) -> dict[str, str]
 def register(params: Params, project: str, paths: ProjectPaths, run_id: str | None, primary: str,
              value: float, variant: str = "full") -> dict:
     """Log the served model and register it; a failed update leaves the champion as it was."""
-    from ..serving import TextModel
+    from ..serving import MODEL_CODE, model_signature
 
     cfg = params.project(project)
     test_hash = content_hash(paths.splits / "test.jsonl")
@@ -147,8 +147,11 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
         if run_id is None:
             raise TrackingError("reports/<project>/finetune.json has no mlflow_run_id; re-run finetune")
         result = tracking.log_and_register(
-            params, project, run_id, python_model=TextModel(), artifacts={"export": str(paths.export)},
-            code_paths=[str(Path(__file__).resolve().parents[1])], pip_requirements=SERVING_REQUIREMENTS,
+            # Logged from code, not pickled: loading a version runs serving_model.py and the package
+            # logged beside it (code_paths), and unpickles nothing.
+            params, project, run_id, python_model=str(MODEL_CODE), signature=model_signature(cfg.task),
+            artifacts={"export": str(paths.export)}, code_paths=[str(Path(__file__).resolve().parents[1])],
+            pip_requirements=SERVING_REQUIREMENTS,
             metric_name=primary, metric_value=value, test_data_hash=test_hash, description=description,
             version_tags={"variant": variant, "project": project, "task": cfg.task, **lineage(params, project, paths)},
         )
@@ -156,8 +159,9 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
         raise
     except Exception as exc:
         if params.tracking.registry_required:
-            raise TrackingError(f"registering the {project} model failed ({type(exc).__name__}: {exc}); "
-                                "the champion alias was not changed") from exc
-        logger.warning("registry update failed (%s); files are exported, champion unchanged", exc)
-        return {"registered": False, "registry_error": str(exc)}
+            raise TrackingError(f"registering the {project} model at {tracking.display_uri()} failed "
+                                f"({type(exc).__name__}: {tracking.redact(exc)}); the champion alias was not "
+                                "changed") from exc
+        logger.warning("registry update failed (%s); files are exported, champion unchanged", tracking.redact(exc))
+        return {"registered": False, "registry_error": tracking.redact(exc)}
     return {"registered": True, **result}
