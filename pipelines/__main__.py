@@ -165,8 +165,10 @@ def _guarded(command) -> int:
     try:
         return command()
     except PipelineError as exc:
-        _report(str(exc))
-        return exc.exit_code
+        # A full disk behind a tracking or data error is what the user has to fix.
+        message = disk_full(exc)
+        _report(message or str(exc))
+        return 1 if message else exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: outputs of this stage were not written; re-run to continue", file=sys.stderr)
         return 130

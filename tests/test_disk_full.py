@@ -57,3 +57,20 @@ def test_disk_full_recognises_what_sqlite_and_the_os_raise():
         assert "the disk is full" in disk_full(outer)
     assert "the disk is full" in disk_full(wrapped)
     assert disk_full(ValueError("something else")) is None
+
+
+def test_a_full_disk_behind_a_tracking_error_is_reported_as_a_full_disk(monkeypatch, capsys):
+    """MLflow's SQLite store failing on a full disk reaches the CLI as a TrackingError."""
+    import sqlite3
+
+    from pipelines import __main__ as cli
+    from pipelines.errors import TrackingError
+
+    def store_full():
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError:
+            raise TrackingError("MLflow at sqlite:///x/mlflow.db failed while logging metrics") from None
+
+    assert cli._guarded(store_full) == 1
+    assert "the disk is full" in capsys.readouterr().err
