@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Seconds Prefect's temporary local server may take to start (Prefect's default is 20): it needs 8
-# to 13 s on an idle 2-core machine and longer on a loaded one.
+# Seconds Prefect's temporary local server may take to start (Prefect's default is 20): on a small
+# machine that is busy with training it can take longer than that.
 EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 120
 
 

@@ -108,13 +108,13 @@ class DataConfig(Strict):
     on_bad_utf8: Literal["replace", "error"] = "replace"
 
     @model_validator(mode="after")
-    def _check_source(self):
+    def _check_source(self, info: ValidationInfo):
         src = self.source.strip()
         if not src:
             raise ValueError("data.source is empty; use 'builtin', a local path or 'hf:<dataset id>'")
         if src.startswith("hf:") and not HF_SOURCE.match(src):
             raise ValueError(f"data.source {src!r} is not of the form 'hf:<dataset id>[:<config>]'")
-        if self.kind == "path" and not Path(src).expanduser().exists():
+        if self.kind == "path" and _check_paths(info) and not Path(src).expanduser().exists():
             raise ValueError(
                 f"data.source {src!r} is neither 'builtin', 'hf:<dataset id>[:<config>]' nor an existing file or "
                 "folder; give a .jsonl/.json/.csv/.parquet file or a folder of train/validation/test files"
@@ -433,9 +433,9 @@ class ProjectBase(Strict):
     export: ExportConfig = ExportConfig()
 
     @model_validator(mode="after")
-    def _checkpoint_exists(self):
+    def _checkpoint_exists(self, info: ValidationInfo):
         init = self.model.init
-        if init != "scratch" and _looks_like_path(init) and not Path(init).is_dir():
+        if init != "scratch" and _looks_like_path(init) and _check_paths(info) and not Path(init).is_dir():
             raise ValueError(
                 f"model.init {init!r} looks like a local folder but does not exist; "
                 "give an existing folder holding a saved model, a hub id, or 'scratch'"
@@ -626,15 +626,22 @@ def _describe(model: type[BaseModel], err: dict) -> str:
     return f"{key}: {err['msg']} (got {shown})"
 
 
-def parse_params(raw: Any, source: str = DEFAULT_PARAMS) -> Params:
-    """Validate an already-loaded params mapping; raise ConfigError naming every problem."""
+def _check_paths(info: ValidationInfo) -> bool:
+    return not (info.context or {}).get("training_paths_absent", False)
+
+
+def parse_params(raw: Any, source: str = DEFAULT_PARAMS, *, training_paths_absent: bool = False) -> Params:
+    """Validate an already-loaded params mapping; raise ConfigError naming every problem.
+
+    ``training_paths_absent``: skip the checks that the data source and the checkpoint folder exist,
+    for a machine that only predicts with a model trained elsewhere."""
     if raw is None:
         raise ConfigError(f"{source} is empty; copy the README's params.yaml to start")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must hold a mapping of blocks at the top level, got {type(raw).__name__}")
     problems: list[str] = []
     try:
-        params = Params.model_validate(raw)
+        params = Params.model_validate(raw, context={"training_paths_absent": training_paths_absent})
     except ValidationError as exc:
         problems.extend(_describe(Params, e) for e in exc.errors(include_url=False))
         params = None
@@ -646,8 +653,8 @@ def parse_params(raw: Any, source: str = DEFAULT_PARAMS) -> Params:
     return params
 
 
-def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> Params:
-    """Read and validate params.yaml."""
+def load_params(path: str | os.PathLike = DEFAULT_PARAMS, *, training_paths_absent: bool = False) -> Params:
+    """Read and validate params.yaml (``training_paths_absent``: see :func:`parse_params`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path} not found; run from the repository root or pass --params PATH")
@@ -662,7 +669,7 @@ def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> Params:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return parse_params(raw, str(path))
+    return parse_params(raw, str(path), training_paths_absent=training_paths_absent)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -672,6 +679,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges are resolved by the base constructor
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, typing.Hashable):
                 continue  # the base constructor reports unhashable keys

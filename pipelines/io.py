@@ -7,6 +7,7 @@ never leaves a half-written output that DVC could cache.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -29,18 +30,39 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1)
+def _host_tag() -> str:
+    """This machine and PID namespace, short: a pid means something only where it was issued (another
+    container or a host sharing the folder over NFS has processes this one cannot see)."""
+    import hashlib
+    import socket
+
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = ""
+    return hashlib.sha1(f"{socket.gethostname()}:{namespace}".encode()).hexdigest()[:8]
+
+
+def _writer() -> str:
+    return f"{os.getpid()}.{_host_tag()}"
+
+
 def remove_stale_temporaries(target: Path) -> list[Path]:
-    """Remove what a killed writer of ``target`` left beside it (``.<name>.tmp-<pid>-*`` and
-    ``.<name>.old-<pid>``): the process that made them is gone, so nothing will ever finish them.
-    Temporaries of a live process (another stage writing now) are kept."""
+    """Remove what a killed writer of ``target`` left beside it (``.<name>.tmp-<pid>.<host>-*`` and
+    ``.<name>.old-<pid>.<host>``): the process that made them is gone, so nothing will ever finish
+    them. Temporaries of a live process, or of a writer on another machine or in another container
+    (whose pids this process cannot check), are kept; ones that name no writer are removed."""
     removed = []
     parent = Path(target).parent
     if not parent.is_dir():
         return removed
+    host = _host_tag()
     for kind in ("tmp", "old"):
         for leftover in parent.glob(f".{Path(target).name}.{kind}-*"):
-            pid = leftover.name.rsplit(f".{kind}-", 1)[1].split("-", 1)[0]
-            if pid.isdigit() and _alive(int(pid)):
+            writer = leftover.name.rsplit(f".{kind}-", 1)[1].split("-", 1)[0]
+            pid, _, tag = writer.partition(".")
+            if pid.isdigit() and tag and (tag != host or _alive(int(pid))):
                 continue
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -58,11 +80,11 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{_writer()}-", dir=target.parent))
     try:
         yield tmp
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            old = target.with_name(f".{target.name}.old-{_writer()}")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
@@ -79,7 +101,7 @@ def atomic_file(target: Path, mode: str = "w") -> Iterator[Any]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-{_writer()}-", dir=target.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh

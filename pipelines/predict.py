@@ -272,7 +272,8 @@ def _project(project: str, params_path: str | None) -> tuple[str, tuple[str, ...
         found = f"; exported projects here: {', '.join(exported)}" if exported else ""
         raise ConfigError(f"{path} not found, so project {brief(project)} cannot be looked up{found}; run from the "
                           f"repository root, pass --params PATH, or name a task ({', '.join(TASKS)})")
-    params = load_params(path)
+    # The training data and checkpoint need not exist where a model is used.
+    params = load_params(path, training_paths_absent=True)
     if project not in params.projects:
         close = difflib.get_close_matches(project, params.projects, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -8,7 +8,6 @@ minutes later inside a stage.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -94,8 +93,8 @@ SETTINGS = {s.name: s for s in (
 def get(name: str):
     """The parsed value of one setting; a ConfigError naming the variable when it is malformed."""
     setting = SETTINGS[name]
-    raw = os.environ.get(name)
-    if raw is None:
+    raw = os.environ.get(name, "")
+    if not raw.strip():  # unset or empty: the default, as for any variable set to nothing
         raw = setting.default
     try:
         return setting.parse(raw)
@@ -116,11 +115,3 @@ def check() -> None:
         raise ConfigError("\n".join(problems) if len(problems) == 1 else
                           f"{len(problems)} environment variables are not valid:\n" +
                           "\n".join(f"  - {p}" for p in problems))
-
-
-def log_level() -> int:
-    """The log level as a logging constant; an invalid value has been refused by :func:`check`."""
-    try:
-        return getattr(logging, get("PIPELINES_LOG_LEVEL"))
-    except ConfigError:
-        return logging.INFO

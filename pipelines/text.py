@@ -3,7 +3,9 @@ class name a classification label stands for."""
 
 from __future__ import annotations
 
+import ast
 import html
+import json
 import math
 import re
 import unicodedata
@@ -56,8 +58,23 @@ def dedupe_key(text: str) -> str:
     return words or _SPACE.sub(" ", text).strip()
 
 
-# A list or an object that reached a CSV cell as text: '["neg", "x"]', "{'y': 1}".
-_LIST_AS_TEXT = re.compile(r"^(\[.*\]|\{.*\})$", re.DOTALL)
+# Brackets around a list, a tuple or an object (or a set) that reached a CSV cell as text:
+# '["neg", "x"]', "{'y': 1}". Brackets alone do not make one: "[other]" and "{neutral}" are class
+# names, so the text must also parse, as JSON or as a Python literal.
+_BRACKETS = ("[]", "{}", "()")
+
+
+def _written_collection(text: str) -> bool:
+    if not any(text.startswith(o) and text.endswith(c) for o, c in _BRACKETS):
+        return False
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return False
+    return isinstance(value, (list, tuple, dict, set))
 
 
 def label_text(value: object) -> str:
@@ -78,7 +95,7 @@ def label_text(value: object) -> str:
         return str(int(value))
     if isinstance(value, str):
         text = value.strip()
-        if _LIST_AS_TEXT.match(text):
+        if _written_collection(text):
             raise ValueError(f"the text {text[:40]!r}, a list or an object written as text")
         return text
     kind = "a list" if isinstance(value, (list, tuple)) else "an object" if isinstance(value, dict) else "a value"

@@ -32,9 +32,11 @@ CHAMPION = "champion"
 # has gone; with these a server that refuses connections fails a call within about 10 s, and a hung
 # one within about a minute. Failing fast loses nothing: checkpoints are kept and the re-run resumes.
 HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",  # seconds per attempt; a busy server answers well within it
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # waits of about 0, 2 and 4 s between the attempts
+    # Seconds per attempt: a server writing a large model artifact to its store answers well within it.
+    # A server that is gone refuses the connection at once; one that hangs costs three attempts.
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # waits of about 0 and 2 s between the attempts
 }
 # The pre-flight check asks once: a server that is up answers /health at once.
 HEALTH_TIMEOUT_SECONDS = 10
@@ -230,7 +232,8 @@ def run(params, project: str, *, run_id: str | None = None, run_name: str | None
             set_tags(tags)
         yield active.info.run_id
     except BaseException as exc:
-        _end_run("KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED")
+        _end_run("KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED",
+                 server_gone=any(_unreachable(e) for e in _causes(exc)))
         if isinstance(exc, _mlflow_errors()):
             raise tracking_failure("logging to the run", exc) from None
         raise
@@ -271,18 +274,28 @@ def _close_superseded(run_id: str) -> None:
         logger.info("closed MLflow run %s as KILLED: it was interrupted and its checkpoints are discarded", run_id)
 
 
-def _end_run(status: str) -> None:
+def _end_run(status: str, server_gone: bool = False) -> None:
     """End the active run as ``status``; when MLflow cannot be told, log that rather than raise over the
-    error that ended the run."""
+    error that ended the run. When the server has just failed to answer, it is asked once, briefly,
+    instead of with the full timeout and retries again."""
     import mlflow
 
     active = mlflow.active_run()
+    brief = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"} if server_gone else {}
+    saved = {k: os.environ.get(k) for k in brief}
+    os.environ.update(brief)
     try:
         mlflow.end_run(status)
     except _mlflow_errors() as exc:
         # mlflow.end_run has already dropped the run from its stack, so nothing retries at exit.
         logger.warning("could not mark MLflow run %s as %s at %s (%s); it shows as RUNNING until the stage is "
                        "re-run", active.info.run_id if active else "?", status, display_uri(), _reason(exc))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def log_params(values: dict[str, Any]) -> dict[str, tuple]:
@@ -412,15 +425,32 @@ def trainer_callback(prefix: str = ""):
 def lock_dir() -> Path:
     """A folder for lock files that only this user can write: a lock file in a shared folder such as
     /tmp could be planted as a link to another file, which opening it would then follow."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or str(Path(tempfile.gettempdir()) / f"nlp-pipelines-{os.getuid()}")
-    folder = Path(base) / "nlp-pipelines-locks"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for part in (Path(base), folder):
-        info = os.lstat(part)
-        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
-            raise TrackingError(f"lock folder {part} is a link, not owned by this user, or writable by others; "
-                                "remove it (it holds only lock files) and re-run")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and _private(Path(runtime)):
+        base = Path(runtime)
+    else:  # unset, or not this user's (after su): a folder of our own under the temporary folder
+        base = Path(tempfile.gettempdir()) / f"nlp-pipelines-{os.getuid()}"
+        _make_private(base)
+    folder = base / "nlp-pipelines-locks"
+    _make_private(folder)
     return folder
+
+
+def _private(path: Path) -> bool:
+    info = os.lstat(path)
+    return not stat.S_ISLNK(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _make_private(folder: Path) -> None:
+    """Create ``folder`` as 0700 (whatever the umask), or check that an existing one is ours alone."""
+    try:
+        folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    except FileExistsError:
+        pass
+    if not _private(folder):
+        raise TrackingError(f"lock folder {folder} is a link, not owned by this user, or writable by others; "
+                            "remove it (it holds only lock files) and re-run")
 
 
 @contextlib.contextmanager
@@ -444,30 +474,33 @@ def _registry_lock(name: str) -> Iterator[None]:
 
 
 EXPORT_STATUS = "export_status"
-ABANDONED_NOTE = ("This version's export did not finish (the process was stopped before the registry was "
-                  "updated); it is not a usable model. Delete it, or re-run the export.")
+ABANDONED_NOTE = ("[abandoned: the export that registered this version was stopped before its champion "
+                  "decision; it was never compared with the champion. Delete it, or re-run the export.]")
 
 
-def _mark_abandoned_versions(client, name: str) -> None:
-    """Versions an earlier export left behind: registered but never completed (export killed).
+def _mark_abandoned_versions(client, name: str, current: str) -> None:
+    """Versions an earlier export left behind: created (tagged ``export_status: incomplete``) but
+    never completed, because the export was killed before its champion decision.
 
-    They are tagged ``export_status: abandoned`` and described as such, so no one mistakes them for
-    models; their aliases, if any, are not touched here (the champion is only ever moved to a
-    completed version). A version created by an export that is still running elsewhere is marked
-    too, and its export sets it complete when it finishes."""
+    They are tagged ``export_status: abandoned`` with a note in front of their description, so no
+    one mistakes them for vetted models; the champion is only ever moved to a completed version.
+    Called under the registry lock: an export still running on this machine waits for the lock
+    before it completes its version (and then sets it complete again), so the tag is re-read just
+    before it is written."""
     try:
         versions = client.search_model_versions(f"name='{name}'")
     except Exception:  # a registry without the model yet
         return
     for v in versions:
-        status = (v.tags or {}).get(EXPORT_STATUS)
-        # Versions without any tag come from exports that predate the status tag and were killed
-        # between creating the version and tagging it.
-        if status == "incomplete" or (status is None and not v.tags):
-            client.set_model_version_tag(name, v.version, EXPORT_STATUS, "abandoned")
-            client.update_model_version(name, v.version, description=ABANDONED_NOTE)
-            logger.warning("registered model %s version %s was left by an export that did not finish; marked "
-                           "export_status=abandoned (delete it in the MLflow UI if you like)", name, v.version)
+        if v.version == current or (v.tags or {}).get(EXPORT_STATUS) != "incomplete":
+            continue
+        fresh = client.get_model_version(name, v.version)
+        if (fresh.tags or {}).get(EXPORT_STATUS) != "incomplete":
+            continue
+        client.set_model_version_tag(name, v.version, EXPORT_STATUS, "abandoned")
+        client.update_model_version(name, v.version, description=f"{ABANDONED_NOTE} {fresh.description or ''}".strip())
+        logger.warning("registered model %s version %s was left by an export that did not finish; marked "
+                       "export_status=abandoned (delete it in the MLflow UI if you like)", name, v.version)
 
 
 def log_and_register(params, project: str, run_id: str, *, python_model, artifacts: dict[str, str],
@@ -502,7 +535,6 @@ def log_and_register(params, project: str, run_id: str, *, python_model, artifac
         except Exception as exc:  # a concurrent export may have created it
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
-    _mark_abandoned_versions(client, name)
     tags = {**version_tags, "metric_name": metric_name, "metric_value": repr(float(metric_value)),
             "test_data_hash": test_data_hash}
     # The version is created already tagged incomplete, in one call, so an export killed before the
@@ -512,6 +544,7 @@ def log_and_register(params, project: str, run_id: str, *, python_model, artifac
     client.set_registered_model_alias(name, CANDIDATE, mv.version)
 
     with _registry_lock(name):
+        _mark_abandoned_versions(client, name, mv.version)
         previous = None
         try:
             previous = client.get_model_version_by_alias(name, CHAMPION)
@@ -534,8 +567,8 @@ def log_and_register(params, project: str, run_id: str, *, python_model, artifac
                 reason = f"{metric_name} {metric_value:.4f} < champion's {champion_score:.4f}"
         if moved:
             client.set_registered_model_alias(name, CHAMPION, mv.version)
-    client.set_model_version_tag(name, mv.version, EXPORT_STATUS, "complete")
-    client.update_model_version(name, mv.version, description=description)  # in case it was marked abandoned
+        client.set_model_version_tag(name, mv.version, EXPORT_STATUS, "complete")
+        client.update_model_version(name, mv.version, description=description)  # if another export marked it
     champion = client.get_model_version_by_alias(name, CHAMPION)
     result = {
         "registered_model": name, "version": int(mv.version), "model_uri": info.model_uri,

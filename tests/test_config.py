@@ -278,3 +278,12 @@ def test_environment_settings_are_checked_when_a_command_starts(tmp_path, repo, 
     assert f"{variable}={value!r}" in proc.stderr and "allowed:" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_yaml_anchors_and_merge_keys_still_work(tmp_path):
+    """DVC reads merge keys; the duplicate-key check must not refuse them."""
+    path = tmp_path / "params.yaml"
+    path.write_text("classification:\n  pretrain: &train\n    epochs: 2\n    batch_size: 8\n"
+                    "  finetune:\n    <<: *train\n    epochs: 4\n")
+    cfg = load_params(path).project("classification")
+    assert (cfg.finetune.epochs, cfg.finetune.batch_size, cfg.pretrain.epochs) == (4, 8, 2)

@@ -19,6 +19,7 @@ from pipelines.io import write_jsonl
 from pipelines.paths import ProjectPaths
 from pipelines.stages import clean, ingest, split
 from pipelines.tasks import get_task
+from pipelines.text import label_text
 from tests.tiny import REPO
 
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -170,6 +171,21 @@ def test_a_list_written_into_a_csv_label_cell_is_refused_and_whole_floats_are_in
     assert [r["label"] for r in kept] == ["1", "1", "0"]
 
 
+def test_class_names_in_brackets_are_labels_and_only_text_that_parses_as_a_list_is_refused(tmp_path):
+    names = ["[other]", "{neutral}", "pos"]
+    rows = _reviews(30, label_of=lambda i: names[i % 3])
+    src = tmp_path / "reviews.csv"
+    src.write_text("text,label\n" + "".join(f'{r["text"]},{r["label"]}\n' for r in rows))
+    p = params(source=str(src))
+    assert ingest.run(p, "classification")["rows"] == 30
+    assert clean.run(p, "classification")["rows_out"] == 30
+    kept = [json.loads(line) for line in (ProjectPaths.of("classification").clean / "data.jsonl").read_text().splitlines()]
+    assert sorted({r["label"] for r in kept}) == sorted(names)
+    for written in ['["neg", "x"]', "('neg', 'x')", "{'y': 1}", "{'neg', 'x'}"]:
+        with pytest.raises(ValueError, match="written as text"):
+            label_text(written)
+
+
 def test_a_single_label_fails_clean_and_split_naming_it(tmp_path):
     src = tmp_path / "reviews.jsonl"
     src.write_text(_jsonl(_reviews(label_of=lambda i: "pos")))
@@ -205,8 +221,36 @@ def test_csv_rows_end_in_cr_crlf_or_lf_and_a_stray_cr_stays_inside_its_field(tmp
     assert got[2]["text"].split() == ["a", "quoted", "field"]
 
 
+def test_a_quoted_multi_line_field_in_a_row_that_leaves_out_its_last_column_is_read(tmp_path):
+    src = tmp_path / "reviews.csv"
+    src.write_text('text,label,note\n"first\nsecond",pos\na dull film,neg,seen twice\n"a long\nfine\nfilm",neg\n')
+    info = ingest.run(params(source=str(src)), "classification")
+    assert info["rows"] == 3
+    got = [json.loads(line) for line in (ProjectPaths.of("classification").raw / "data.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in got] == ["first\nsecond", "a dull film", "a long\nfine\nfilm"]
+    # a quote left open until a later field's quote closes it swallows the rows between: still refused
+    src.write_text('text,label,note\n"a film that never ends,pos\nmore,neg\n"a dull film",neg\nfine,pos,x\n')
+    with pytest.raises(DataError, match=r"1 row\(s\) run over several lines.*line 2.*probably not closed"):
+        ingest.run(params(source=str(src)), "classification")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_few_stray_nul_bytes_in_a_text_file_are_removed_and_counted(tmp_path, suffix):
+    rows = _reviews(20)
+    rows[3]["text"] = "a scraped@NUL@ review"
+    body = _jsonl(rows) if suffix == ".jsonl" else "text,label\n" + "".join(f'{r["text"]},{r["label"]}\n' for r in rows)
+    src = tmp_path / f"reviews{suffix}"
+    src.write_bytes(body.encode().replace(b"@NUL@", b"\x00"))
+    info = ingest.run(params(source=str(src)), "classification")
+    assert info["rows"] == 20 and info["nul_bytes_removed"] == 1
+    raw = ProjectPaths.of("classification").raw
+    assert json.loads((raw / "source.json").read_text())["nul_bytes_removed"] == 1
+    assert json.loads((raw / "data.jsonl").read_text().splitlines()[3])["text"] == "a scraped review"
+
+
 @pytest.mark.parametrize("content,expected", [
     (bytes(range(256)) * 4, r"reviews.csv: NUL byte at offset 0 \(line 1\): this is a binary file"),
+    (b"text,label\n" + b"a fine\x00film,pos\n" * 20, r"reviews.csv: NUL byte at offset 17 \(line 2\): this is a binary"),
     (b"\x1f\x8b\x08\x00" + bytes(60), r"reviews.csv is not a text file: it is a gzip archive"),
     (b'text,label\n"a fine film",pos\n"' + b"x" * 200_000 + b'",neg\n', r"reviews.csv:3: not valid CSV \(field larger"),
     (b'text,label\na fine film,pos\n"a film that never ends,neg\nmore,pos\n',
@@ -257,6 +301,7 @@ def test_utf16_without_a_byte_order_mark_is_named_with_the_fix(tmp_path, codec, 
     ("one.json", json.dumps({"text": "a fine film", "label": "pos"}, indent=2),
      "holds one JSON object, not a list of objects: expected a list of objects"),
     ("wrapped.json", json.dumps({"data": _reviews(3)}, indent=2), "its key 'data' holds a list of 3 objects"),
+    ("wrapped-line.json", json.dumps({"data": _reviews(3)}), "its key 'data' holds a list of 3 objects"),
     ("mixed.json", json.dumps(_reviews(3) + [["a", "b"]]), r"1 of 4 list elements are not objects: index 3 \(list\)"),
     ("lines.jsonl", _jsonl(_reviews(3)) + '["a fine film", "pos"]\n', r"lines.jsonl:4: expected one JSON object"),
     ("lines.jsonl", "7\n" + _jsonl(_reviews(3)), r"lines.jsonl:1: expected one JSON object .* got a number"),
@@ -268,6 +313,14 @@ def test_json_that_is_not_a_list_of_objects_says_what_was_expected(tmp_path, nam
     with pytest.raises(DataError, match=expected):
         ingest.run(params(source=str(src)), "classification")
     assert leftovers() == []
+
+
+def test_a_json_file_of_one_record_on_one_line_is_that_record(tmp_path):
+    src = tmp_path / "one.json"
+    src.write_text(json.dumps({"text": "a fine film", "label": "pos"}) + "\n")
+    assert ingest.run(params(source=str(src)), "classification")["rows"] == 1
+    got = (ProjectPaths.of("classification").raw / "data.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in got] == [{"text": "a fine film", "label": "pos"}]
 
 
 def test_json_lines_under_a_json_name_and_a_u2028_inside_a_text_are_read(tmp_path):

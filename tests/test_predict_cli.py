@@ -95,3 +95,16 @@ def test_a_model_of_another_task_is_refused(classification_repo, tmp_path):
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "is a classification model, but project 'translation' is translation" in proc.stderr
     assert not (tmp_path / "in.jsonl.predictions.jsonl").exists()
+
+
+def test_a_host_without_the_training_data_can_still_predict(tmp_path, monkeypatch, capsys):
+    """params.yaml names training data and a checkpoint that only the training machine has; predict
+    needs neither, so it gets past the params to the input file."""
+    raw = tiny_params(["classification"])
+    raw["classification"]["data"]["source"] = "/data/only/on/the/trainer.csv"
+    raw["classification"]["model"]["init"] = "/checkpoints/only/on/the/trainer"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.jsonl").write_bytes(jsonl({"text": "good"}, ["a", "list"]))
+    assert main(["predict", "classification", "in.jsonl"]) == 3
+    assert "in.jsonl, line 2" in capsys.readouterr().err

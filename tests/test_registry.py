@@ -125,7 +125,7 @@ def test_the_registry_lock_never_follows_a_planted_link(store, tmp_path, monkeyp
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    # Where the lock used to live: a shared folder of /tmp.
+    # A lock file in a shared folder of /tmp, where anyone can plant a link.
     (shared / "nlp-pipelines-locks").mkdir()
     (shared / "nlp-pipelines-locks" / "classification.lock").symlink_to(victim)
     export(0.7)
@@ -166,31 +166,60 @@ def test_a_version_left_by_a_killed_export_is_marked_and_never_champion(store, m
     assert client.get_model_version("classification", "2").tags["export_status"] == "incomplete"
     export(0.60)
     left = client.get_model_version("classification", "2")
-    assert left.tags["export_status"] == "abandoned" and "not a usable model" in left.description
+    assert left.tags["export_status"] == "abandoned" and left.description.startswith("[abandoned:")
+    assert left.description.endswith("test"), "the export's own description is kept after the note"
     assert client.get_model_version("classification", "3").tags["export_status"] == "complete"
     assert client.get_model_version("classification", "1").tags["export_status"] == "complete"
     assert aliases() == {"candidate": 3, "champion": 1}
+    # A version registered by hand, without the pipeline's tags, is left alone.
+    manual = client.create_model_version("classification", client.get_model_version("classification", "1").source)
+    export(0.50)
+    assert "export_status" not in client.get_model_version("classification", manual.version).tags
 
 
 def test_temporary_outputs_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
     import subprocess
     import sys
 
-    from pipelines.io import atomic_dir
+    from pipelines.io import _host_tag, atomic_dir
 
     target = tmp_path / "models" / "export"
     target.parent.mkdir(parents=True)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    leftover = target.parent / f".export.tmp-{dead}-abc123"
+    leftover = target.parent / f".export.tmp-{dead}.{_host_tag()}-abc123"
     (leftover / "hf").mkdir(parents=True)
     (leftover / "hf" / "model.safetensors").write_bytes(b"0" * 1000)
-    unnamed = target.parent / ".export.tmp-k2j4h"  # written before temporaries carried their writer's pid
+    unnamed = target.parent / ".export.tmp-k2j4h"  # a temporary that names no writer
     unnamed.mkdir()
-    live = target.parent / f".export.tmp-{os.getpid()}-busy"
+    live = target.parent / f".export.tmp-{os.getpid()}.{_host_tag()}-busy"
     live.mkdir()
+    elsewhere = target.parent / f".export.tmp-{dead}.0123abcd-other"  # a writer this machine cannot see
+    elsewhere.mkdir()
     with atomic_dir(target) as tmp:
         (tmp / "export.json").write_text("{}")
     assert (target / "export.json").exists()
     assert not leftover.exists() and not unnamed.exists()
     assert live.exists(), "a live process's temporary output must be left alone"
+    assert elsewhere.exists(), "another machine's or container's writer cannot be checked, so it is kept"
+
+
+def test_the_lock_folder_is_private_whatever_the_umask(tmp_path, monkeypatch):
+    import stat
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    old = os.umask(0o002)
+    try:
+        folder = tracking.lock_dir()
+    finally:
+        os.umask(old)
+    for part in (folder, folder.parent):
+        assert stat.S_IMODE(part.stat().st_mode) == 0o700, part
+    # A runtime folder that is not this user's alone is passed over, not refused.
+    shared = tmp_path / "shared-runtime"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(shared))
+    assert tracking.lock_dir() == folder

@@ -70,6 +70,13 @@ _NOT_TEXT = (
 # damaged bytes: replacing them would train on U+FFFD. Latin-1 French or German stays far below it,
 # a Cyrillic, Greek or CJK code page far above.
 MAX_REPLACED_SHARE = 0.2
+# Control bytes other than tab, line feed, vertical tab, form feed and carriage return. Scraped text
+# carries a few (a stray NUL from a C string, an escape code), and clean drops them; a binary file
+# is full of them (about one byte in nine of random data). Up to this share, or this many, of a
+# file's bytes, a file with NUL bytes is text with strays: they are removed and counted.
+_CONTROL_BYTES = bytes(range(0x00, 0x09)) + bytes(range(0x0E, 0x20)) + b"\x7f"
+MAX_STRAY_CONTROL_SHARE = 0.01
+STRAY_CONTROL_HANDFUL = 5
 # How many offending lines a message lists before it only counts the rest.
 SHOW = 5
 
@@ -131,12 +138,15 @@ def _decode(data: bytes, path: Path, on_bad: str, stats: dict) -> str:
                 f"{path} looks like {wide} text without a byte-order mark (NUL bytes between the characters); "
                 f"re-encode it as UTF-8, e.g. iconv -f {wide[:-3]}{wide[-2:]} -t UTF-8 {path.name} > utf8-{path.name}"
             )
-        raise DataError(
-            f"{path}: NUL byte at offset {nul} (line {_line_of(data, nul)}): this is a binary file, not "
-            f"{path.suffix} text. Give a UTF-8 text file; if it is text, remove the NUL bytes"
-        )
+        controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
+        if controls > max(STRAY_CONTROL_HANDFUL, MAX_STRAY_CONTROL_SHARE * len(data)):
+            raise DataError(
+                f"{path}: NUL byte at offset {nul} (line {_line_of(data, nul)}): this is a binary file, not "
+                f"{path.suffix} text ({controls} of {len(data)} bytes are NUL or other control bytes). Give a "
+                "UTF-8 text file; if it is text, remove the NUL and control bytes"
+            )
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if on_bad == "error":
             raise DataError(
@@ -153,10 +163,28 @@ def _decode(data: bytes, path: Path, on_bad: str, stats: dict) -> str:
                 f"iconv -f CP1251 -t UTF-8 {path.name} > utf8-{path.name}"
             ) from None
         stats["bad_utf8_replaced"] = stats.get("bad_utf8_replaced", 0) + bad
-        return text.removeprefix("\ufeff")
+        text = text.removeprefix("\ufeff")
+    if nul >= 0:
+        # Removed after decoding, so the offsets in the messages above are those of the file. A NUL
+        # is valid UTF-8, but JSON refuses it inside a string and clean would drop it anyway.
+        stats["nul_bytes_removed"] = stats.get("nul_bytes_removed", 0) + text.count("\x00")
+        text = text.replace("\x00", "")
+    return text
 
 
 _LONE_CR = re.compile(r"\r(?!\n)")
+
+
+def _misquoted(row_text: str) -> bool:
+    """Whether the quotes of one row's text go wrong: a quoted field still open at the end of the
+    file, or a quote that closes a field and is followed by more of it. An unclosed quote shows the
+    second way when a later field's opening quote closes it, after it has swallowed the rows between."""
+    try:
+        for _ in csv.reader(io.StringIO(row_text, newline=""), strict=True):
+            pass
+    except csv.Error:
+        return True
+    return False
 
 
 def _read_csv(text: str, path: Path, stats: dict) -> tuple[list[dict], list[int]]:
@@ -176,6 +204,7 @@ def _read_csv(text: str, path: Path, stats: dict) -> tuple[list[dict], list[int]
     lines: list[int] = []
     too_many: list[int] = []
     unclosed: list[int] = []
+    raw_lines: list[str] | None = None  # the lines as csv reads them, for a second look at a row
     try:
         while True:
             start = reader.line_num + 1
@@ -195,7 +224,12 @@ def _read_csv(text: str, path: Path, stats: dict) -> tuple[list[dict], list[int]
             if len(fields) > len(header) and any(f.strip() for f in fields[len(header):]):
                 too_many.append(start)
             elif len(fields) < len(header) and reader.line_num > start:
-                unclosed.append(start)
+                # A short row over several lines is valid when a quoted field holds line breaks and
+                # trailing optional columns are left out; only quotes that go wrong mean one is unclosed.
+                if raw_lines is None:
+                    raw_lines = io.StringIO(text, newline="").readlines()
+                if _misquoted("".join(raw_lines[start - 1:reader.line_num])):
+                    unclosed.append(start)
             rows.append({c: fields[i] if i < len(fields) else None for i, c in enumerate(header)})
             lines.append(start)
     except csv.Error as exc:
@@ -209,7 +243,8 @@ def _read_csv(text: str, path: Path, stats: dict) -> tuple[list[dict], list[int]
         )
     if unclosed:
         problems.append(
-            f"{len(unclosed)} row(s) run over several lines and end with fewer fields than the header: "
+            f"{len(unclosed)} row(s) run over several lines and end with fewer fields than the header, with a "
+            "quoted field that runs to the end of the file or into the rows below: "
             f"{_places([f'line {n}' for n in unclosed])}. A quote (\") there is probably not closed; close it, or "
             "write a quote inside a quoted field as two (\"\")"
         )
@@ -254,6 +289,13 @@ def _read_json(text: str, path: Path) -> tuple[list[dict], list[int] | None]:
     expected = "expected a list of objects ([{...}, {...}]) or JSON Lines (one object per line)"
     if isinstance(doc, dict):
         lists = [k for k, v in doc.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+        # One object on one line is JSON Lines with one record, unless it holds objects: then it
+        # wraps the records (under "data", or one key per split) and reading it as a record would
+        # only report its keys as missing columns.
+        holds_objects = any(isinstance(v, dict) or (isinstance(v, list) and any(isinstance(r, dict) for r in v))
+                            for v in doc.values())
+        if not any(end in text.strip() for end in "\r\n") and not holds_objects:
+            return _read_jsonl(text, path)
         hint = f"; its key {lists[0]!r} holds a list of {len(doc[lists[0]])} objects: save that list alone" \
             if lists else ""
         raise DataError(f"{path} holds one JSON object, not a list of objects: {expected}{hint}")
