@@ -8,7 +8,6 @@ raised together as one :class:`ConfigError`, before any stage does work.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 import typing
@@ -325,6 +324,8 @@ class DistillationConfig(Strict):
 
 # Float variants the compress stage can make, and the int8 copy of each (dynamic quantization).
 INT8_OF = {"full": "int8", "pruned": "pruned_int8", "student": "student_int8"}
+# The order of the chain, in which reports and tables list the variants.
+VARIANT_ORDER = ("full", "pruned", "student", "int8", "pruned_int8", "student_int8", "ort_fp32", "ort_int8")
 
 
 class CompressConfig(Strict):
@@ -523,6 +524,19 @@ class Seq2SeqProject(ProjectBase):
     def _student_keys(self) -> list[tuple[str, str]]:
         return super()._student_keys() + [("num_decoder_layers", "num_decoder_layers")]
 
+    @model_validator(mode="after")
+    def _generation_fits_the_positions(self):
+        # The position table of a model built here is sized by the tokenizer block, which pretraining
+        # declares; decoding settings are not an input of pretraining, so they must fit the table.
+        table = position_table_size(self.tokenizer)
+        if self.model.from_scratch and self.evaluate.max_new_tokens + 1 > table:
+            raise ValueError(
+                f"evaluate.max_new_tokens ({self.evaluate.max_new_tokens}) does not fit the model's position table "
+                f"of {table} (from tokenizer.max_length {self.tokenizer.max_length} and "
+                f"tokenizer.max_target_length {self.tokenizer.max_target_length}); raise "
+                "tokenizer.max_target_length (tokenize and pretraining run again) or lower evaluate.max_new_tokens")
+        return self
+
     def estimated_parameters(self) -> int:
         # Decoder blocks add cross-attention (four more h x h matrices); two vocabularies, two embeddings.
         m, t = self.model, self.tokenizer
@@ -575,6 +589,13 @@ class Params(Strict):
     @property
     def projects(self) -> list[str]:
         return [p for p in PROJECTS if getattr(self, p) is not None]
+
+
+def position_table_size(tokenizer: TokenizerConfig) -> int:
+    """Positions of an encoder-decoder built here: the longest input, or the longest label after the
+    decoder's start token, rounded up to a multiple of 8."""
+    longest = max(tokenizer.max_length, tokenizer.max_target_length + 1)
+    return max(32, -(-longest // 8) * 8)
 
 
 # --------------------------------------------------------------------------- loading

@@ -192,6 +192,8 @@ BROKEN = [
      "tracking.registered_model_prefix"),
     ("target field is the source field", lambda r: r["translation"]["data"].update(target_field="source"),
      "translation.data.source_field and target_field both name the column 'source'"),
+    ("decoding past the position table", lambda r: r["translation"]["evaluate"].update(max_new_tokens=200),
+     "translation.evaluate.max_new_tokens (200) does not fit the model's position table of 72"),
     ("label field is the text field", lambda r: r["classification"]["data"].update(label_field="text"),
      "classification.data.text_field and label_field"),
 ]

@@ -77,6 +77,64 @@ def test_second_repro_does_nothing_and_param_change_reruns_only_downstream(class
     assert reg["versions"] == [1, 2] and reg["aliases"]["candidate"] == 2
 
 
+def test_dvc_compares_experiments_and_restores_a_reverted_param_from_its_run_cache(classification_repo):
+    """What a user does after `make run`: status is clean, an experiment runs, exp show / metrics diff /
+    params diff / plots diff compare real values, and putting the param back restores the earlier
+    outputs from DVC's run cache instead of training again."""
+    import subprocess
+
+    root = classification_repo
+    # ingest is always_changed (a local file or hub data set may change without a tracked dependency
+    # changing); nothing else may be stale, bytecode written beside the code included.
+    up_to_date = {"ingest@classification": ["always changed"]}
+    status = json.loads(dvc(root, "status", "--json").stdout)
+    assert status == up_to_date, status
+    for cmd in (["git", "config", "user.name", "t"], ["git", "config", "user.email", "t@t"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "after make run"]):
+        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    versions = registry(root, "classification")["versions"]
+
+    dvc(root, "exp", "run", "-S", "classification.finetune.epochs=2")
+    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
+
+    def accuracy(entry):
+        metrics = entry["data"]["metrics"]["reports/classification/evaluate.json"]["data"]
+        return metrics["full"]["accuracy"]
+
+    main = next(e for e in shown if e["rev"] not in ("workspace",))
+    assert 0.0 <= accuracy(main) <= 1.0, main
+    experiments = [x["revs"][0] for x in main.get("experiments") or []]
+    assert experiments and 0.0 <= accuracy(experiments[0]) <= 1.0, main
+    assert experiments[0]["data"]["params"]["params.yaml"]["data"]["classification"]["finetune"]["epochs"] == 2
+    metrics_diff = json.loads(dvc(root, "metrics", "diff", "--all", "--json").stdout)
+    assert "full.accuracy" in metrics_diff["reports/classification/evaluate.json"], metrics_diff
+    params_diff = json.loads(dvc(root, "params", "diff", "--json").stdout)
+    change = params_diff["params.yaml"]["classification.finetune.epochs"]
+    assert (change["old"], change["new"]) == (1, 2), params_diff
+    plots = dvc(root, "plots", "diff", "--json").stdout
+    assert "plots/classification/finetune_loss.csv" in plots and '"loss"' in plots, plots[:2000]
+
+    subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=root, check=True)
+    back = dvc(root, "repro")
+    for stage in ("finetune", "compress", "evaluate", "export"):
+        assert f"Stage '{stage}@classification' is cached - skipping run" in back.stdout, back.stdout
+    assert "Running stage 'finetune@classification'" not in back.stdout
+    assert json.loads(dvc(root, "status", "--json").stdout) == up_to_date
+    # the export was restored, not run again: no new registered version
+    assert registry(root, "classification")["versions"] == versions + [max(versions) + 1]
+
+
+def test_decoding_settings_are_declared_where_they_are_saved_or_used(repo):
+    """Changing evaluate.num_beams must re-run every stage that decodes or saves decoding settings
+    (tests/test_dvc_declarations.py proves what each stage reads); fine-tuning reads none of them."""
+    import yaml
+
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    reading = {name for name, stage in stages.items()
+               if {"${item}.evaluate", "${item}"} & set(stage["do"].get("params", []))}
+    assert reading == {"compress", "evaluate", "export"}, reading
+
+
 def test_sst2_subset_through_local_path_source(tmp_path, shared_data):
     src = tmp_path / "sst2"
     src.mkdir()

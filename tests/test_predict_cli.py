@@ -84,19 +84,6 @@ def test_the_real_command_prints_no_traceback(project):
     assert "Traceback" not in proc.stderr
 
 
-def test_a_model_of_another_task_is_refused(classification_repo, tmp_path):
-    root = classification_repo
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(tiny_params(["classification", "translation"]), sort_keys=False))
-    (tmp_path / "in.jsonl").write_text(json.dumps({"source": "a sentence"}) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "pipelines", "predict", "translation", str(tmp_path / "in.jsonl"),
-                           "--model", "models/classification/export", "--params", str(params)], cwd=root,
-                          env=pipeline_env(root), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 3, proc.stderr[-2000:]
-    assert "is a classification model, but project 'translation' is translation" in proc.stderr
-    assert not (tmp_path / "in.jsonl.predictions.jsonl").exists()
-
-
 def test_a_host_without_the_training_data_can_still_predict(tmp_path, monkeypatch, capsys):
     """params.yaml names training data and a checkpoint that only the training machine has; predict
     needs neither, so it gets past the params to the input file."""

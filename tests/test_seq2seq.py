@@ -346,3 +346,17 @@ def test_source_gain_tells_a_model_that_ignores_its_source(splits, layer_norm):
     check_source_gain(ignored, None)
     with pytest.raises(TrainingError, match=r"source_gain .* below finetune\.min_source_gain 0\.05"):
         check_source_gain(ignored, 0.05)
+
+
+def test_export_writes_the_decoding_settings_into_a_saved_folder(shared, tmp_path):
+    """Fine-tuning does not read the evaluate block (dvc.yaml does not declare it there); export does,
+    and writes its decoding settings into the folder it exports, whichever variant that is."""
+    import json
+
+    cfg, toks, model = shared
+    cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"max_new_tokens": 30, "num_beams": 3})})
+    model.save_pretrained(str(tmp_path))
+    seq2seq.save_decoding_settings(tmp_path, cfg)
+    saved = json.loads((tmp_path / "generation_config.json").read_text())
+    assert saved["max_new_tokens"] == 30 and saved["num_beams"] == 3
+    assert saved.get("max_length") is None and saved.get("min_length") is None

@@ -13,8 +13,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
-from tests.tiny import free_port, pipeline_env, wait_for_http
+from tests.tiny import free_port, pipeline_env, tiny_params, wait_for_http
 
 
 def _predict(root, *args) -> subprocess.CompletedProcess:
@@ -147,3 +148,16 @@ def test_the_registered_model_holds_no_pickle_and_loads_from_its_own_files(class
     assert "code/pipelines/serving.py" in found["files"]
     assert "/code/pipelines/" in found["pipelines"], found["pipelines"]
     assert len(found["labels"]) == 2 and all(isinstance(x, str) for x in found["labels"])
+
+
+def test_a_model_of_another_task_is_refused(classification_repo, tmp_path):
+    root = classification_repo
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params(["classification", "translation"]), sort_keys=False))
+    (tmp_path / "in.jsonl").write_text(json.dumps({"source": "a sentence"}) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "pipelines", "predict", "translation", str(tmp_path / "in.jsonl"),
+                           "--model", "models/classification/export", "--params", str(params)], cwd=root,
+                          env=pipeline_env(root), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "is a classification model, but project 'translation' is translation" in proc.stderr
+    assert not (tmp_path / "in.jsonl.predictions.jsonl").exists()

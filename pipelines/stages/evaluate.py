@@ -14,7 +14,7 @@ import logging
 
 from .. import tracking
 from ..compression import load_hf_model
-from ..config import Params
+from ..config import VARIANT_ORDER, Params
 from ..io import read_json, read_jsonl, write_csv, write_json
 from ..paths import ProjectPaths
 from ..tasks import get_task
@@ -74,8 +74,9 @@ def run(params: Params, project: str) -> dict:
     tokenizers = load_tokenizers(paths.tokenizer)
     records = test_records(paths, cfg)
     manifest = read_json(paths.compressed / MANIFEST)
-    order = cfg.compress.variants()  # the chain's order, not the file's (sorted) one
-    manifest = dict(sorted(manifest.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    # The chain's order, not the file's (sorted) one; which variants exist is what compress made.
+    rank = {name: i for i, name in enumerate(VARIANT_ORDER)}
+    manifest = dict(sorted(manifest.items(), key=lambda kv: rank.get(kv[0], len(rank))))
     compress = read_json(paths.report("compress"))
 
     results = {}

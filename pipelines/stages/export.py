@@ -83,6 +83,7 @@ def run(params: Params, project: str) -> dict:
             float_model = load_hf_model(folder(variant))
             float_model.save_pretrained(str(tmp / "hf"), safe_serialization=True)
         save_tokenizers(tokenizers, tmp / "hf")
+        impl.save_decoding_settings(tmp / "hf", cfg)
         onnx_report = {}
         if cfg.export.onnx:
             float_name = entry["source"] if entry["kind"] == "int8" else variant

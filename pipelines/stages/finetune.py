@@ -104,7 +104,6 @@ def run(params: Params, project: str) -> dict:
         if best is not None:
             tracking.log_metrics({f"best_validation_{args.metric_for_best_model}": best})
         check_source_gain(report, cfg.finetune.min_source_gain)
-    impl.prepare_for_saving(outcome.trainer.model, cfg)
     with atomic_dir(paths.finetuned) as tmp:
         outcome.trainer.save_model(str(tmp))
     write_csv(paths.plot("finetune_loss.csv"), losses, ["step", "epoch", "loss", "learning_rate"])

@@ -209,8 +209,8 @@ def compute_metrics_fn(dsd, tokenizers, cfg):
 
 
 # --------------------------------------------------------------------------- inference
-def prepare_for_saving(model, cfg) -> None:
-    """Nothing to add before the fine-tuned classifier is saved: its config already names the labels."""
+def save_decoding_settings(folder, cfg) -> None:
+    """Nothing to add to an exported classifier: it does not decode, and its config names the labels."""
 
 
 @torch.inference_mode()

@@ -188,10 +188,10 @@ def pretrain_collator(tokenizers, cfg):
 
 
 def max_positions(cfg) -> int:
-    """Position table size: the longest input, label or generated sequence (+ decoder start)."""
-    longest = max(cfg.tokenizer.max_length, cfg.tokenizer.max_target_length,
-                  getattr(cfg.evaluate, "max_new_tokens", 0) + 1)
-    return max(32, -(-longest // 8) * 8)
+    """Position table size (config.position_table_size); evaluate.max_new_tokens is checked to fit it."""
+    from ..config import position_table_size
+
+    return position_table_size(cfg.tokenizer)
 
 
 def build_pretrain_model(cfg, tokenizers):
@@ -373,11 +373,28 @@ def decoding_settings(cfg) -> dict:
 
 
 def prepare_for_saving(model, cfg) -> None:
-    """Save the evaluate block's decoding settings with the model, so that ``model.generate`` on a
-    fine-tuned or exported folder decodes as evaluate and serving do. Seq2SeqTrainer's validation
-    leaves the legacy defaults there instead (``max_length`` 20, which cuts every output at 19
-    tokens, and ``min_length`` 0, which makes generate warn on every call)."""
-    gc = model.generation_config
+    """Put the evaluate block's decoding settings in the model's generation config, so that
+    ``model.generate`` on the saved folder decodes as evaluate and serving do. Seq2SeqTrainer's
+    validation leaves the legacy defaults there instead (``max_length`` 20, which cuts every output
+    at 19 tokens, and ``min_length`` 0, which makes generate warn on every call)."""
+    _apply_decoding_settings(model.generation_config, cfg)
+
+
+def save_decoding_settings(folder: Path, cfg) -> None:
+    """Write the evaluate block's decoding settings into the generation_config.json of a saved model
+    folder (export does, for every variant it exports: it declares the evaluate block, which the
+    training stages do not)."""
+    from transformers import GenerationConfig
+
+    folder = Path(folder)
+    if not (folder / "generation_config.json").exists():
+        return
+    gc = GenerationConfig.from_pretrained(str(folder))
+    _apply_decoding_settings(gc, cfg)
+    gc.save_pretrained(str(folder))
+
+
+def _apply_decoding_settings(gc, cfg) -> None:
     gc.update(**decoding_settings(cfg), min_length=None)
     gc._from_model_config = False  # ours, not derived from the model config: keep it as it is
 

@@ -1,0 +1,207 @@
+"""What a stage reads is what dvc.yaml says it reads.
+
+`dvc repro` re-runs exactly what changed only as far as each stage's `params:` and `deps:` lists are
+true. Each stage of a tiny project runs here, in-process, with a view of the params in which every
+block and key its dvc.yaml entry does not declare raises when read (a whole-block read such as
+`model_dump()` included), while a profiler records which of the package's files ran; every such file
+must be covered by the stage's `deps`, but for the few that cannot change what a stage writes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from pipelines.config import parse_params
+from tests.tiny import REPO, tiny_params
+
+STAGES = ("ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
+
+# Modules a stage runs that cannot change what it writes: the entry point, error classes, the
+# validation of params (the values themselves are declared params), per-machine settings, the
+# layout (which dvc.yaml's paths spell out), and MLflow logging (runs are records, not outputs; the
+# export stage, where tracking.py decides the champion, declares it).
+NEUTRAL = {"__init__.py", "__main__.py", "errors.py", "config.py", "settings.py", "paths.py", "tracking.py",
+           "dvc_info.py"}
+
+
+# Params a stage may read without declaring: the MLflow experiment its run is logged under is where
+# the record goes, not part of what the stage makes (changing it must not retrain anything).
+NEUTRAL_PARAMS = {"tracking.experiment_prefix"}
+
+
+class UndeclaredRead(Exception):
+    pass
+
+
+class Undeclared:
+    """Stands for a params value the stage did not declare: any use of it raises."""
+
+    def __init__(self, path: str, reads: list):
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_reads", reads)
+
+    def _hit(self, *args, **kwargs):
+        path = object.__getattribute__(self, "_path")
+        object.__getattribute__(self, "_reads").append(path)
+        raise UndeclaredRead(f"read {path}, which dvc.yaml does not declare for this stage")
+
+    __getattr__ = __str__ = __repr__ = __bool__ = __iter__ = __len__ = __eq__ = __hash__ = _hit
+    __format__ = __getitem__ = __int__ = __float__ = __lt__ = __gt__ = __contains__ = _hit
+
+
+def restrict(model: BaseModel, prefix: str, declared: set[str], reads: list, originals: dict) -> BaseModel:
+    """A copy of ``model`` in which every field not covered by ``declared`` is :class:`Undeclared`;
+    ``originals`` maps each copy (by id) back to the model it stands for."""
+    update = {}
+    for name in type(model).model_fields:
+        path = f"{prefix}{name}"
+        if any(path == d or path.startswith(d + ".") for d in declared):
+            continue
+        value = getattr(model, name)
+        if isinstance(value, BaseModel) and any(d.startswith(path + ".") for d in declared):
+            update[name] = restrict(value, path + ".", declared, reads, originals)
+        else:
+            update[name] = Undeclared(path, reads)
+            originals[id(update[name])] = value
+    copy = model.model_copy(update=update)
+    originals[id(copy)] = model
+    return copy
+
+
+def reveal(value, originals: dict):
+    """What a restricted value stands for: logging every setting with the run is a record of the
+    run, not an input of what the stage writes, so it may see them all."""
+    if id(value) in originals:
+        return originals[id(value)]
+    if isinstance(value, dict):
+        return {k: reveal(v, originals) for k, v in value.items()}
+    return value
+
+
+def _undeclared_inside(model: BaseModel) -> str | None:
+    for value in model.__dict__.values():
+        if isinstance(value, Undeclared):
+            return object.__getattribute__(value, "_path")
+        if isinstance(value, BaseModel) and (found := _undeclared_inside(value)):
+            return found
+    return None
+
+
+def declarations(project: str) -> dict[str, tuple[set[str], list[str]]]:
+    """Per stage: the params keys and the deps dvc.yaml declares, with the project filled in."""
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    out = {}
+    for name, stage in dvc["stages"].items():
+        body = stage["do"]
+        params = {str(p).replace("${item}", project) for p in body.get("params", [])}
+        deps = [str(d).replace("${item}", project) for d in body.get("deps", [])]
+        out[name] = (params | NEUTRAL_PARAMS | {f"{project}.task"}, deps)
+    return out
+
+
+def covered(path: Path, deps: list[str]) -> bool:
+    rel = path.relative_to(REPO).as_posix()
+    return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+@pytest.fixture
+def stage_runner(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINES_ROOT", str(tmp_path / "project"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tmp_path / "project").mkdir()
+    real_dump = BaseModel.model_dump
+    reads: list[str] = []
+
+    def checked_dump(self, *args, **kwargs):
+        if (path := _undeclared_inside(self)) is not None:
+            reads.append(path)
+            raise UndeclaredRead(f"read all of a block holding {path}, which dvc.yaml does not declare")
+        return real_dump(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseModel, "model_dump", checked_dump)
+    originals: dict = {}
+
+    def recorded(obj, prefix=""):
+        # flatten() of the settings feeds only tracking.log_params, MLflow's record of the run.
+        monkeypatch.setattr(BaseModel, "model_dump", real_dump)
+        try:
+            return real_flatten(reveal(obj, originals), prefix)
+        finally:
+            monkeypatch.setattr(BaseModel, "model_dump", checked_dump)
+
+    from pipelines import config
+    from pipelines.stages import finetune, pretrain
+
+    real_flatten = config.flatten
+    for module in (finetune, pretrain):
+        monkeypatch.setattr(module, "flatten", recorded)
+
+    def run(project: str, raw: dict) -> dict[str, dict]:
+        import importlib
+
+        params = parse_params(raw)
+        found = {}
+        for stage, (declared, deps) in declarations(project).items():
+            del reads[:]
+            originals.clear()
+            view = restrict(params, "", declared, reads, originals)
+            ran: set[str] = set()
+            package = str(REPO / "pipelines")
+
+            def profile(frame, event, arg):
+                if event == "call" and frame.f_code.co_filename.startswith(package):
+                    ran.add(frame.f_code.co_filename)
+
+            module = importlib.import_module(f"pipelines.stages.{stage}")
+            sys.setprofile(profile)
+            try:
+                module.run(view, project)
+            except Exception:
+                if not reads:
+                    raise
+                # The read is recorded; the stage could not go on without the value (it may have
+                # wrapped the error into its own).
+            finally:
+                sys.setprofile(None)
+            files = sorted(Path(f) for f in ran)
+            found[stage] = {
+                "params": sorted(set(reads)),
+                "code": sorted(f.relative_to(REPO).as_posix() for f in files
+                               if f.name not in NEUTRAL and not covered(f, deps)),
+            }
+            if reads:
+                break  # later stages need this stage's outputs
+        return found
+
+    return run
+
+
+@pytest.mark.parametrize("project", ["classification", "translation", "summarization"])
+def test_every_stage_reads_only_what_dvc_yaml_declares(stage_runner, project):
+    raw = tiny_params([project], size=160)
+    if project != "classification":
+        raw[project]["finetune"]["epochs"] = 1  # what is read does not depend on how well it trains
+    found = stage_runner(project, raw)
+    problems = {stage: f for stage, f in found.items() if f["params"] or f["code"]}
+    assert set(found) == set(STAGES) or problems, found
+    assert not problems, "\n".join(f"{s}: {f}" for s, f in problems.items())
+
+
+def test_the_check_catches_an_undeclared_read(stage_runner, monkeypatch):
+    """The check is not vacuous: a stage that reads a block it does not declare is named."""
+    from pipelines.stages import clean
+
+    real = clean.clean_records
+
+    def peeking(records, task, cfg):
+        _ = cfg.export.variant
+        return real(records, task, cfg)
+
+    monkeypatch.setattr(clean, "clean_records", peeking)
+    found = stage_runner("classification", tiny_params(["classification"], size=160))
+    assert found["clean"]["params"] == ["classification.export"], found
