@@ -253,6 +253,7 @@ def test_seq2seq_distillation_matches_the_teacher_token_by_token():
     teacher's on held-out pairs."""
     cfg = TranslationProject.model_validate({
         "model": TINY, "tokenizer": {"type": "bpe", "vocab_size": 200, "max_length": 24, "max_target_length": 24},
+        "evaluate": {"max_new_tokens": 24},
         "compress": {"distillation": {"enabled": True, "num_layers": 1, "num_decoder_layers": 1, "epochs": 3,
                                       "batch_size": 16, "learning_rate": 3e-3, "alpha": 1.0}},
     })
