@@ -18,14 +18,13 @@ run: setup
 	@dvc metrics show
 
 # Test files run on parallel workers (one per core, at most 4), each file whole on one worker in
-# its own order: a module's tests share fixtures (a Prefect server, a tiny repro) and run in order
-# (tests/conftest.py forms the units and hands out the longest first).
+# its own order: a module's tests share fixtures (a Prefect server, a tiny repro) and run in order.
 # Most of the time goes to `dvc repro` subprocesses, which overlap well. A failing test or no test
 # collected still makes pytest, and so make, exit non-zero.
 TEST_WORKERS ?= auto
 
 test: setup
-	python -m pytest -m "not slow and not gpu" -n $(TEST_WORKERS) --maxprocesses=4 --dist loadgroup --no-loadscope-reorder --durations=25
+	python -m pytest -m "not slow and not gpu" -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --durations=25
 
 test-slow: setup
 	python -m pytest -m slow

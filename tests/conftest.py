@@ -21,26 +21,6 @@ os.environ.setdefault("PIPELINES_PROGRESS", "0")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-# How `make test` shares the test files among its workers (pytest-xdist, --dist loadgroup): each
-# file is one unit, so its tests run in order and share its fixtures; the files that read the
-# session's tiny classification repro form one unit, so it is built once. Units are handed out in
-# this order, the longest first, so that no worker is left running a long file alone at the end.
-SHARED_REPRO = ("test_end_to_end.py", "test_serving.py")
-LONGEST_FIRST = ("classification-repro", "test_seq2seq_end_to_end.py", "test_flows.py", "test_resume.py",
-                 "test_dvc_declarations.py", "test_tracking_faults.py", "test_seq2seq.py", "test_compression.py")
-
-
-def _unit(item) -> str:
-    name = Path(str(item.fspath)).name
-    return "classification-repro" if name in SHARED_REPRO else name
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {unit: i for i, unit in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(_unit(item), len(rank)))  # stable: a file keeps its order
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_unit(item)))
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
