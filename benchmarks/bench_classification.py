@@ -12,28 +12,9 @@ import logging
 import os
 
 from . import bench_compression
-from .common import load_previous, project_params, run_pipeline, save
+from .common import load_previous, preset, project_params, run_pipeline, save
 
 logger = logging.getLogger(__name__)
-
-# A larger model than the default, sized so pretraining + fine-tuning fit in 15 CPU minutes: the shared
-# SST-2 has 6,920 training sentences. A word-level vocabulary: with min_frequency 1 and room for 30,000
-# entries WordPiece keeps every training word whole (20,892 entries). Probes with 8,000 pieces stayed
-# near 0.78 whatever the pooling, regularisation or pretraining; whole words gave 0.80 (README).
-# 384 wide with a 4x feed-forward (BERT's proportions): at 256 / 512 the Linear layers were too small a
-# share of a batch-1 call for int8 to pay (1.30x); at 384 / 1536 they dominate it (README).
-# Five MLM steps, i.e. practically none: one MLM epoch over 6,908 sentences leaves the [CLS] output
-# nearly the same for every input (standard deviation across sentences 0.0006, against 0.022 after five
-# steps), and the 384-wide classifier then stayed at chance (0.509 validation after an epoch at 1e-4,
-# 5e-5, 3e-4 or 1e-3); after five steps a probe reached 0.739, then 0.775.
-SST2_OVERRIDES = {
-    "tokenizer": {"type": "wordpiece", "vocab_size": 30000, "min_frequency": 1, "lowercase": True,
-                  "max_length": 64},
-    "model": {"hidden_size": 384, "num_layers": 4, "num_heads": 6, "intermediate_size": 1536, "dropout": 0.1},
-    "pretrain": {"epochs": 1, "max_steps": 5, "batch_size": 64, "learning_rate": 0.0007, "save_steps": 500},
-    "finetune": {"epochs": 4, "batch_size": 32, "learning_rate": 0.0003, "early_stopping_patience": 2,
-                 "save_steps": 500},
-}
 
 # Training on one thread: CPU results then repeat bit for bit on a machine (with more threads the
 # order of float sums varies, and so does the epoch that validation picks). Latency is still measured
@@ -69,11 +50,11 @@ def main(skip_real: bool = False, skip_default: bool = False) -> dict:
         logger.info("default classification run (builtin data)")
         results["default_run"] = summarize(run_pipeline(project_params("classification"), ["classification"]))
     if not skip_real:
-        logger.info("SST-2 from scratch")
+        logger.info("SST-2 from scratch (preset base)")
         # The compression chain of the compression benchmark rides along: one training serves both.
         run = run_pipeline(bench_compression.sst2_params(), ["classification"], env_extra=SST2_ENV)
         sst2 = summarize(run)
-        sst2["config"] = SST2_OVERRIDES
+        sst2["config"] = {"preset": "base", **preset("classification", "base")}
         results["sst2"] = sst2
         bench_compression.record("sst2", run, "classification")
     save("classification", results)

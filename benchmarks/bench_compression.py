@@ -28,44 +28,30 @@ import copy
 import logging
 import os
 
-from .common import SHARED, load_previous, project_params, run_pipeline, save
+from .common import SHARED, load_previous, preset, project_params, run_pipeline, save
 
 logger = logging.getLogger(__name__)
 
 TARGETS = {"int8_linear_weight_ratio": 3.0, "int8_speedup_batch1": 1.5, "int8_points_lost": 1.0,
            "student_speedup_batch1": 1.8, "student_points_lost": 2.0, "ort_speedup_batch1": 1.3}
 
-SST2_COMPRESS = {
-    "quantization": "dynamic_int8", "quantize": ["full", "student"],
-    # structured pruning with one epoch of recovery, to place it on the same plot
-    "pruning": {"sparsity": 0.0, "heads": 1, "ffn_fraction": 0.5, "recovery_epochs": 1},
-    "distillation": {"enabled": True, "num_layers": 2, "temperature": 2.0, "alpha": 0.5, "epochs": 2,
-                     "batch_size": 32, "learning_rate": 0.0002, "warmup_ratio": 0.1},
-    "onnx_runtime": True, "latency_batches": 50,
-}
+def sst2_compress() -> dict:
+    return preset("classification", "base")["compress"]
 
-MULTI30K_COMPRESS = {
-    "quantization": "dynamic_int8", "quantize": ["full", "student"],
-    "pruning": {"sparsity": 0.0, "heads": 0, "ffn_fraction": 0.0},
-    # deep encoder, shallow decoder: the decoder runs once per generated token
-    "distillation": {"enabled": True, "num_layers": 2, "num_decoder_layers": 1, "temperature": 2.0, "alpha": 0.5,
-                     "epochs": 3, "batch_size": 64, "learning_rate": 0.0007, "warmup_ratio": 0.05},
-    "onnx_runtime": True, "latency_batches": 50,
-}
+
+def multi30k_compress() -> dict:
+    return preset("translation", "base")["compress"]
 
 
 def sst2_params() -> dict:
-    from .bench_classification import SST2_OVERRIDES
-
-    overrides = {**copy.deepcopy(SST2_OVERRIDES), "compress": SST2_COMPRESS}
-    return project_params("classification", str(SHARED / "classification" / "sst2"), overrides, register=False)
+    """SST-2 from scratch with the classification preset `base` (its compression chain included)."""
+    return project_params("classification", str(SHARED / "classification" / "sst2"), preset="base", register=False)
 
 
 def multi30k_params() -> dict:
-    from .bench_translation import MULTI30K_OVERRIDES
-
-    overrides = {**copy.deepcopy(MULTI30K_OVERRIDES), "compress": MULTI30K_COMPRESS}
-    return project_params("translation", str(SHARED / "translation" / "multi30k_en_de"), overrides, register=False)
+    """Multi30k en-de from scratch with the translation preset `base`."""
+    return project_params("translation", str(SHARED / "translation" / "multi30k_en_de"), preset="base",
+                          register=False)
 
 
 def record(part: str, run: dict, project: str) -> dict:
@@ -74,7 +60,7 @@ def record(part: str, run: dict, project: str) -> dict:
     training serves both benchmarks."""
     results = load_previous("compression")
     results["targets"] = TARGETS
-    config = SST2_COMPRESS if part == "sst2" else MULTI30K_COMPRESS
+    config = sst2_compress() if part == "sst2" else multi30k_compress()
     results[part] = {**summarize(run, project), "compress_config": config}
     save("compression", results)
     return results[part]
@@ -85,9 +71,9 @@ def quick_params(project: str) -> dict:
     from tests.tiny import tiny_params
 
     params = tiny_params([project], size=400)
-    block = params[project]
+    block = params["projects"][project]
     block["model"].update(num_layers=2, num_decoder_layers=2)
-    compress = copy.deepcopy(SST2_COMPRESS if project == "classification" else MULTI30K_COMPRESS)
+    compress = copy.deepcopy(sst2_compress() if project == "classification" else multi30k_compress())
     compress["distillation"].update(num_layers=1, num_decoder_layers=1, epochs=1, batch_size=16)
     compress["latency_batches"] = 5
     block["compress"] = compress

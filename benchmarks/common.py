@@ -60,17 +60,27 @@ def save(name: str, data: dict) -> Path:
     return path
 
 
-def project_params(project: str, source: str | None = None, overrides: dict | None = None,
+def project_params(project: str, source: str | None = None, preset: str = "demo", overrides: dict | None = None,
                    register: bool = True) -> dict:
-    """params.yaml reduced to the shared blocks and one project, with ``overrides`` merged per block."""
+    """params.yaml reduced to the shared blocks and one of its projects, selecting ``preset`` as a
+    user would (one line), with ``overrides`` set key by key on top."""
+    from pipelines.config import merged
+
     params = copy.deepcopy(default_params())
-    block = params[project]
+    block = params["projects"][project]
+    block["preset"] = preset
     if source:
         block["data"]["source"] = source
-    for key, values in (overrides or {}).items():
-        block[key].update(values)
+    block = merged(block, overrides or {})
     params["tracking"]["register_model"] = register
-    return {k: v for k, v in params.items() if k in ("common", "runtime", "tracking", project)}
+    return {**{k: params[k] for k in ("common", "runtime", "tracking")}, "projects": {project: block}}
+
+
+def preset(task: str, name: str) -> dict:
+    """A preset's values, as a project selecting it gets them (benchmark results record them)."""
+    from pipelines.config import load_presets
+
+    return load_presets()[task][name]
 
 
 def seq2seq_summary(run: dict, project: str, metrics: tuple[str, ...]) -> dict:

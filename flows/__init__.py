@@ -1,6 +1,6 @@
 """Prefect flows that run the DVC pipeline of a project on a worker's checkout, and retrain on a schedule.
 
-    python -m flows run classification [-S classification.finetune.epochs=2]   # one run, local mode
+    python -m flows run classification [-S projects.classification.finetune.epochs=2]   # one run, local mode
     python -m flows retrain classification                                     # retrain if anything changed
     python -m flows deploy                                                     # the deployments of prefect.yaml
 

@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from pipelines.__main__ import STAGES
-from pipelines.config import PROJECTS
 
 logger = logging.getLogger(__name__)
 
@@ -80,18 +79,29 @@ def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def project_names(root: Path) -> list[str]:
+    """The projects the checkout's params.yaml declares (under ``projects:``)."""
+    try:
+        raw = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []  # `check` names what is wrong with the file
+    projects = raw.get("projects") if isinstance(raw, dict) else None
+    return [str(name) for name in projects] if isinstance(projects, dict) else []
+
+
 def check_project(root: Path, project: str) -> None:
-    if project not in PROJECTS:
-        raise FlowError(f"unknown project {project!r}; choose one of: {', '.join(PROJECTS)}")
     missing = [name for name in ("dvc.yaml", "params.yaml", ".dvc") if not (root / name).exists()]
     if missing:
         raise FlowError(f"{root} is not a checkout of this repository (missing {', '.join(missing)}); "
                         "give the folder that holds dvc.yaml and params.yaml")
+    names = project_names(root)
+    if names and project not in names:
+        raise FlowError(f"unknown project {project!r}; {root / 'params.yaml'} declares: {', '.join(names)}")
 
 
 # --------------------------------------------------------------------------- params overrides
 def parse_overrides(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
-    """``["classification.finetune.epochs=2", ...]`` (as ``dvc exp run -S`` takes them) to a dict;
+    """``["projects.classification.finetune.epochs=2", ...]`` (as ``dvc exp run -S`` takes them) to a dict;
     values are read as YAML scalars, so ``2`` is an int and ``true`` a bool."""
     if not items:
         return {}
@@ -101,7 +111,7 @@ def parse_overrides(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
     bad = [item for item in items if "=" not in item or not item.split("=", 1)[0].strip()]
     if bad:
         raise OverrideError(f"override(s) {bad} are not of the form key=value, e.g. "
-                            "classification.finetune.learning_rate=0.001")
+                            "projects.classification.finetune.learning_rate=0.001")
     for item in items:
         key, value = item.split("=", 1)
         try:
@@ -131,11 +141,13 @@ def apply_overrides(root: Path, project: str, overrides: dict[str, Any]) -> list
     Like ``dvc exp run -S``, the values stay in params.yaml afterwards, so the checkout always says
     which settings its outputs were made with. Returns the keys that changed value.
     """
-    outside = [k for k in overrides if k.split(".", 1)[0] not in (project, *SHARED_BLOCKS) or "." not in k]
+    own = f"projects.{project}."
+    outside = [k for k in overrides
+               if not (k.startswith(own) and len(k) > len(own)) and (k.split(".", 1)[0] not in SHARED_BLOCKS or "." not in k)]
     if outside:
         raise OverrideError(
             f"override key(s) {outside} are outside this run's blocks; give full dotted keys under "
-            f"{project}. or {', '.join(b + '.' for b in SHARED_BLOCKS)} (e.g. {project}.finetune.epochs=2)")
+            f"{own} or {', '.join(b + '.' for b in SHARED_BLOCKS)} (e.g. {own}finetune.epochs=2)")
     from ruamel.yaml import YAML  # DVC's own YAML library: a round trip keeps the file's comments
 
     params_file = root / "params.yaml"

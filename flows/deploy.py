@@ -1,8 +1,12 @@
 """The retraining deployments declared in ``prefect.yaml``, created on the Prefect server.
 
-``prefect.yaml`` is the one place that says which deployments exist, with their cron schedules and
-work pool; ``python -m flows deploy`` creates them with the worker's checkout as working
-directory (``prefect deploy --all`` run in the checkout does the same from the same file).
+``prefect.yaml`` says which deployments exist, with their cron schedules and work pool. What this
+module adds to ``prefect deploy --all``: a deployment whose name holds ``{project}`` is a template,
+made once for every project of the checkout's params.yaml (``retrain-{project}`` becomes
+``retrain-sentiment`` for a project named sentiment), so adding a project to params.yaml adds its
+retraining deployment; a deployment declared for one project (``parameters.project``) takes the
+place of the template for that project. ``python -m flows deploy`` creates them all with the
+worker's checkout as working directory.
 """
 
 from __future__ import annotations
@@ -21,12 +25,46 @@ logger = logging.getLogger(__name__)
 CONFIG = "prefect.yaml"
 
 
+TEMPLATE_MARK = "{project}"
+
+
+def _fill(value: Any, project: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(TEMPLATE_MARK, project)
+    if isinstance(value, list):
+        return [_fill(v, project) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, project) for k, v in value.items()}
+    return value
+
+
+def expand_templates(declared: list[dict[str, Any]], projects: list[str]) -> list[dict[str, Any]]:
+    """One deployment per project for each template (a name holding ``{project}``), except for the
+    projects a deployment of their own is declared for."""
+    own = {(d.get("parameters") or {}).get("project") for d in declared if TEMPLATE_MARK not in str(d.get("name"))}
+    out = []
+    for d in declared:
+        if TEMPLATE_MARK not in str(d.get("name")):
+            out.append(d)
+            continue
+        for project in projects:
+            if project not in own:
+                made = _fill(d, project)
+                made["parameters"] = {**(made.get("parameters") or {}), "project": project}
+                out.append(made)
+    return out
+
+
 def load_deployments(root: Path, names: list[str] | None = None) -> list[dict[str, Any]]:
-    """The ``deployments:`` of prefect.yaml (all, or those named), checked for what deploy needs."""
+    """The ``deployments:`` of prefect.yaml (all, or those named), templates made for each project
+    of params.yaml, checked for what deploy needs."""
+    from flows.checkout import project_names
+
     path = root / CONFIG
     if not path.is_file():
         raise FlowError(f"{path} not found; run from the repository root or pass --checkout")
     declared = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("deployments") or []
+    declared = expand_templates(declared, project_names(root))
     problems = []
     for i, d in enumerate(declared):
         for key in ("name", "entrypoint"):
@@ -78,12 +116,14 @@ def deploy(root: Path, names: list[str] | None = None) -> dict[str, str]:
                             "(prefect server start --host 127.0.0.1) and export "
                             "PREFECT_API_URL=http://127.0.0.1:4200/api")
     root = root.resolve()
-    configured = set(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {})
+    from flows.checkout import project_names
+
+    configured = set(project_names(root))
     ids = {}
     for d in load_deployments(root, names):
         project = (d.get("parameters") or {}).get("project")
         if project and project not in configured:
-            logger.warning("skipping deployment %s: params.yaml of %s has no %r block", d["name"], root, project)
+            logger.warning("skipping deployment %s: params.yaml of %s has no project %r", d["name"], root, project)
             continue
         pool = d["work_pool"]
         ensure_work_pool(pool["name"])

@@ -189,7 +189,7 @@ def retrain(project: str = "classification", checkout: str | None = None, force:
     retries, delay = _retry_settings(retries, retry_delay_seconds)
     with _lock(root, lock_timeout_seconds):
         check_params(project, str(root))
-        outcomes = _stages(project, root, co.STAGES[:1], retries, delay)
+        outcomes = _stages(project, root, co.STAGES[:co.STAGES.index("ingest") + 1], retries, delay)
         verdict = ({"changed": True, "reasons": ["forced (force=true)"]} if force
                    else check_lineage(project, str(root)))
         if not verdict["changed"]:
@@ -200,5 +200,5 @@ def retrain(project: str = "classification", checkout: str | None = None, force:
                                      description=note)
             get_run_logger().info(note)
             return Completed(name="Skipped", message=note, data={"project": project, "retrained": False, **verdict})
-        outcomes += _stages(project, root, co.STAGES[1:], retries, delay)
+        outcomes += _stages(project, root, co.STAGES[co.STAGES.index("ingest") + 1:], retries, delay)
         return {**_finish(project, root, outcomes, push), "retrained": True, "reasons": verdict["reasons"]}

@@ -388,15 +388,19 @@ def block_sparsity(model: nn.Module) -> float:
 
 
 # --------------------------------------------------------------------------- distillation
-_LAYER_KEY = re.compile(r"^(.*\.layers?)\.(\d+)\.(.*)$")
+# A block of a stack: BERT and BART number `layer.N` / `layers.N`, T5 `block.N` (whose sub-modules are
+# themselves `layer.M`: the first numbered segment is the stack).
+_LAYER_KEY = re.compile(r"^(.*?\.(?:layers?|block))\.(\d+)\.(.*)$")
 
 
 def student_config(teacher_config, shape: dict):
     """A copy of the teacher's config with ``shape`` ({config attribute: value or None}) applied;
-    None keeps the teacher's value, and a student larger than the teacher is a config error."""
+    None keeps the teacher's value, ``"half"`` halves it (at least 1), and a student larger than the
+    teacher is a config error."""
     from .errors import ConfigError
 
     config = copy.deepcopy(teacher_config)
+    shape = {k: max(1, getattr(config, k) // 2) if v == "half" else v for k, v in shape.items()}
     too_big = [f"{k}={v} > teacher's {getattr(config, k)}" for k, v in shape.items()
                if v is not None and v > getattr(config, k)]
     if too_big:

@@ -15,13 +15,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 
-PROJECTS = ("classification", "translation", "summarization")
 DEFAULT_PARAMS = "params.yaml"
+# The presets a project selects with `preset:`, per task (see the file's comments).
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+DEFAULT_PRESET = "demo"
+# A project's name becomes a folder (data/<name>, models/<name>), a DVC stage key (<stage>@<name>), an
+# MLflow experiment and registered model name and a Prefect deployment name: letters, digits, '_'
+# and '-' are safe in all of them.
+PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def _takes_bool(annotation: Any) -> bool:
@@ -297,10 +303,11 @@ class DistillationConfig(Strict):
     """Knowledge distillation of the fine-tuned model (teacher) into a smaller ``student`` variant."""
 
     enabled: bool = False
-    # Student shape; null keeps the teacher's value. Layers are initialised from every k-th
-    # teacher layer wherever the shapes match (same width).
-    num_layers: Depth | None = None
-    num_decoder_layers: Depth | None = None  # seq2seq only
+    # Student shape; null keeps the teacher's value, `half` takes half the teacher's layers (at least
+    # one), whatever its depth: a 6-layer checkpoint gets a 3-layer student. Layers are initialised
+    # from every k-th teacher layer wherever the shapes match (same width).
+    num_layers: Depth | Literal["half"] | None = "half"
+    num_decoder_layers: Depth | Literal["half"] | None = "half"  # seq2seq only
     hidden_size: Width | None = None
     num_heads: Heads | None = None
     intermediate_size: FfnWidth | None = None
@@ -343,20 +350,12 @@ class CompressConfig(Strict):
 
     @model_validator(mode="after")
     def _chain(self):
+        # Switching a technique off (quantization: none, pruning at 0, distillation.enabled: false)
+        # never conflicts with `quantize` or `recovery_epochs`, which a preset may set: an int8 copy
+        # of a variant that is not made is not made either, and recovery needs something pruned.
         problems = []
         if len(set(self.quantize)) != len(self.quantize):
             problems.append(f"compress.quantize lists a variant twice: {self.quantize}")
-        if self.quantization == "none" and "quantize" in self.model_fields_set and self.quantize:
-            problems.append(f"compress.quantize is {self.quantize} but compress.quantization is 'none'; "
-                            "set quantization: dynamic_int8 or quantize: []")
-        if "pruned" in self.quantize and not self.pruning.enabled:
-            problems.append("compress.quantize names 'pruned' but no pruning is set; set compress.pruning.sparsity, "
-                            "heads or ffn_fraction above 0, or remove 'pruned'")
-        if "student" in self.quantize and not self.distillation.enabled:
-            problems.append("compress.quantize names 'student' but compress.distillation.enabled is false")
-        if self.pruning.recovery_epochs and not self.pruning.enabled:
-            problems.append("compress.pruning.recovery_epochs is set but nothing is pruned; set sparsity, heads or "
-                            "ffn_fraction above 0, or recovery_epochs: 0")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -369,7 +368,7 @@ class CompressConfig(Strict):
         if self.distillation.enabled:
             out.append("student")
         if self.quantization != "none":
-            out += [INT8_OF[v] for v in self.quantize]
+            out += [INT8_OF[v] for v in self.quantize if v in out]
         if self.onnx_runtime:
             out += ["ort_fp32", "ort_int8"]
         return out
@@ -423,6 +422,8 @@ class ExportConfig(Strict):
 
 
 class ProjectBase(Strict):
+    # The named preset whose values fill every key the project block does not set (pipelines/presets.yaml).
+    preset: str = DEFAULT_PRESET
     clean: CleanConfig = CleanConfig()
     split: SplitConfig = SplitConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
@@ -458,7 +459,7 @@ class ProjectBase(Strict):
             if d.enabled:
                 for key, teacher_key in self._student_keys():
                     value, limit = getattr(d, key), getattr(m, teacher_key)
-                    if value is not None and value > limit:
+                    if value is not None and value != "half" and value > limit:
                         problems.append(f"compress.distillation.{key} ({value}) is larger than the teacher's "
                                         f"model.{teacher_key} ({limit}); a student must not be larger")
                 width = d.hidden_size or m.hidden_size
@@ -569,26 +570,30 @@ class SummarizationProject(Seq2SeqProject):
 ProjectConfig = Union[ClassificationProject, TranslationProject, SummarizationProject]
 
 
+def _task_of(value: Any) -> str | None:
+    return value.get("task") if isinstance(value, dict) else getattr(value, "task", None)
+
+
 class Params(Strict):
     common: CommonConfig = CommonConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     tracking: TrackingConfig = TrackingConfig()
-    classification: ClassificationProject | None = None
-    translation: TranslationProject | None = None
-    summarization: SummarizationProject | None = None
+    # name -> project; the name is the user's, the project's `task:` says what it is.
+    projects: dict[str, Annotated[Union[Annotated[ClassificationProject, Tag("classification")],
+                                        Annotated[TranslationProject, Tag("translation")],
+                                        Annotated[SummarizationProject, Tag("summarization")]],
+                                  Discriminator(_task_of)]] = {}
 
     def project(self, name: str) -> ProjectConfig:
         """The block of one project; a clear error when it is absent."""
-        if name not in PROJECTS:
-            raise ConfigError(f"unknown project {name!r}; allowed: {', '.join(PROJECTS)}")
-        block = getattr(self, name)
+        block = self.projects.get(name)
         if block is None:
-            raise ConfigError(f"params.yaml has no '{name}:' block; add one (see README) to run this project")
+            close = difflib.get_close_matches(name, list(self.projects), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"params.yaml has no project {name!r}{hint} Projects: "
+                              f"{', '.join(self.projects) or 'none'}. Add a block under 'projects:' (see README) "
+                              "to run it")
         return block
-
-    @property
-    def projects(self) -> list[str]:
-        return [p for p in PROJECTS if getattr(self, p) is not None]
 
 
 def position_table_size(tokenizer: TokenizerConfig) -> int:
@@ -621,14 +626,28 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
 
 
+TASK_CLASSES: dict[str, type[ProjectBase]] = {"classification": ClassificationProject,
+                                              "translation": TranslationProject,
+                                              "summarization": SummarizationProject}
+_PROJECT_KEYS = frozenset(ProjectBase.model_fields) | {"task", "data"}
+
+
 def _describe(model: type[BaseModel], err: dict) -> str:
-    # pydantic puts union member tags into the location; drop those that are class names.
+    # pydantic puts union member tags into the location: class names, and under projects.<name> the
+    # task that picked the project's model. Drop both.
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+    project_model = None
+    if len(loc) >= 3 and loc[0] == "projects" and loc[2] in TASK_CLASSES:
+        project_model = TASK_CLASSES[loc[2]]
+        loc = loc[:2] + loc[3:]
     key = ".".join(str(p) for p in loc) or "(top level)"
     etype = err["type"]
     value = err.get("input")
     if etype == "extra_forbidden":
-        parent = _model_at(model, loc[:-1])
+        if project_model is not None:
+            parent = _model_at(project_model, loc[2:-1])
+        else:
+            parent = _model_at(model, loc[:-1])
         allowed = sorted(parent.model_fields) if parent else []
         hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         msg = f"{key}: unknown key"
@@ -636,11 +655,16 @@ def _describe(model: type[BaseModel], err: dict) -> str:
             msg += f"; did you mean '{'.'.join(map(str, loc[:-1] + (hint[0],)))}'?"
         if allowed:
             msg += f" Allowed keys here: {', '.join(allowed)}"
+        if len(loc) == 1 and isinstance(value, dict) and "data" in value:
+            msg += f". A project goes under 'projects:', with a task (projects: {{{loc[0]}: {{task: ..., ...}}}})"
         return msg
     if etype == "value_error":
         # Validators word their messages from the project block down ("model.init ..."): prefix the project.
         text = str(err.get("msg", "")).removeprefix("Value error, ")
-        return f"{loc[0]}.{text}" if loc and loc[0] in PROJECTS else text
+        if project_model is not None or (len(loc) == 2 and loc[0] == "projects"):
+            where = f"projects.{loc[1]}"
+            return f"{where}.{text}" if text.split(".", 1)[0] in _PROJECT_KEYS else f"{where}: {text}"
+        return text
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
@@ -651,9 +675,75 @@ def _check_paths(info: ValidationInfo) -> bool:
     return not (info.context or {}).get("training_paths_absent", False)
 
 
+def load_presets(path: Path = PRESETS_FILE) -> dict[str, dict[str, dict]]:
+    """task -> preset name -> the preset's project block. Every preset of a task starts from the
+    task's ``demo`` preset and changes what it lists."""
+    presets = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    out = {}
+    for task, by_name in presets.items():
+        by_name = {name: block or {} for name, block in (by_name or {}).items()}
+        demo = by_name.get(DEFAULT_PRESET, {})
+        out[task] = {name: block if name == DEFAULT_PRESET else merged(demo, block) for name, block in by_name.items()}
+    return out
+
+
+def merged(base: Any, over: Any) -> Any:
+    """``over`` on top of ``base``: mappings merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = merged(base.get(key), value) if key in base else value
+        return out
+    return over
+
+
+def resolve_projects(raw_projects: Any, problems: list[str]) -> dict[str, dict]:
+    """Check the project names and tasks, and fill each block from its preset. Problems are added
+    to ``problems``; the projects that could be resolved are returned."""
+    if raw_projects is None:
+        problems.append("no projects; add a 'projects:' block with at least one project (see README)")
+        return {}
+    if not isinstance(raw_projects, dict):
+        problems.append(f"projects must map project names to blocks, got {type(raw_projects).__name__}")
+        return {}
+    presets = load_presets()
+    seen: dict[str, str] = {}
+    out = {}
+    for name, block in raw_projects.items():
+        if not isinstance(name, str) or not PROJECT_NAME.match(name):
+            problems.append(f"projects.{name}: a project name must start with a letter or digit and hold only "
+                            "letters, digits, '_' and '-' (at most 64): it names folders, DVC stages, MLflow "
+                            "models and deployments")
+            continue
+        if name.lower() in seen:
+            problems.append(f"projects.{name} and projects.{seen[name.lower()]} differ only in case; their folders "
+                            "would be one on a case-insensitive disk: rename one")
+            continue
+        seen[name.lower()] = name
+        if not isinstance(block, dict):
+            problems.append(f"projects.{name} must be a block of settings with a task, got "
+                            f"{type(block).__name__}")
+            continue
+        task = block.get("task")
+        if task not in TASK_CLASSES:
+            said = "has no task" if task is None else f"task {task!r} is not one of the tasks"
+            problems.append(f"projects.{name}.task: the project {said}; set task: to one of "
+                            f"{', '.join(TASK_CLASSES)}")
+            continue
+        preset = block.get("preset", DEFAULT_PRESET)
+        available = presets.get(task, {})
+        if not isinstance(preset, str) or preset not in available:
+            problems.append(f"projects.{name}.preset: {preset!r} is not a {task} preset; choose one of "
+                            f"{', '.join(available)} (pipelines/presets.yaml)")
+            continue
+        out[name] = merged(available[preset], block)
+    return out
+
+
 def parse_params(raw: Any, source: str = DEFAULT_PARAMS, *, training_paths_absent: bool = False) -> Params:
     """Validate an already-loaded params mapping; raise ConfigError naming every problem.
 
+    Each project's block is laid over the preset it names (``preset:``, default ``demo``), key by key.
     ``training_paths_absent``: skip the checks that the data source and the checkpoint folder exist,
     for a machine that only predicts with a model trained elsewhere."""
     if raw is None:
@@ -661,13 +751,14 @@ def parse_params(raw: Any, source: str = DEFAULT_PARAMS, *, training_paths_absen
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must hold a mapping of blocks at the top level, got {type(raw).__name__}")
     problems: list[str] = []
+    resolved = {**raw, "projects": resolve_projects(raw.get("projects"), problems)}
     try:
-        params = Params.model_validate(raw, context={"training_paths_absent": training_paths_absent})
+        params = Params.model_validate(resolved, context={"training_paths_absent": training_paths_absent})
     except ValidationError as exc:
         problems.extend(_describe(Params, e) for e in exc.errors(include_url=False))
         params = None
-    if params is not None and not params.projects:
-        problems.append(f"no project block; add at least one of: {', '.join(PROJECTS)}")
+    if params is not None and not params.projects and not problems:
+        problems.append("projects is empty; add at least one project (a name, a task and a data source)")
     if problems:
         lines = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
         raise ConfigError(f"{source} has {len(problems)} problem(s):\n{lines}")

@@ -23,6 +23,10 @@ class ProjectPaths:
     def of(cls, project: str, root: Path | None = None) -> "ProjectPaths":
         return cls(project, root or repo_root())
 
+    # configs/<project>/<part>.json: the project's resolved settings, written by the configure stage.
+    def config(self, part: str) -> Path:
+        return self.root / "configs" / self.project / f"{part}.json"
+
     # data/<project>/...
     @property
     def data(self) -> Path:

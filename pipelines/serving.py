@@ -163,7 +163,7 @@ class TextModel(mlflow.pyfunc.PythonModel):
         settings = dict(self.info["settings"])
         # The training machine's data source need not exist where the model is served.
         settings["data"] = {**settings["data"], "source": "builtin"}
-        self.cfg = parse_params({self.info["project"]: settings}).project(self.info["project"])
+        self.cfg = parse_params({"projects": {self.info["project"]: settings}}).project(self.info["project"])
         task = get_task(self.info["task"])
         self.task = task.name
         self.column = task.input_field

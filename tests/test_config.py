@@ -9,12 +9,15 @@ import sys
 import pytest
 import yaml
 
-from pipelines.config import ConfigError, load_params, parse_params
+from pipelines.config import ConfigError, load_params, parse_params, resolve_projects
 
 
 @pytest.fixture
 def raw(repo):
-    return yaml.safe_load((repo / "params.yaml").read_text())
+    """params.yaml with each project's block resolved over its preset, so every key can be changed."""
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["projects"] = resolve_projects(raw["projects"], [])
+    return raw
 
 
 def problems(raw) -> str:
@@ -29,10 +32,10 @@ def test_repository_params_are_valid(repo):
 
 
 def test_misspelt_key_gets_a_suggestion(raw):
-    raw["classification"]["finetune"]["learnig_rate"] = 0.1
+    raw["projects"]["classification"]["finetune"]["learnig_rate"] = 0.1
     msg = problems(raw)
-    assert "classification.finetune.learnig_rate: unknown key" in msg
-    assert "did you mean 'classification.finetune.learning_rate'" in msg
+    assert "projects.classification.finetune.learnig_rate: unknown key" in msg
+    assert "did you mean 'projects.classification.finetune.learning_rate'" in msg
 
 
 @pytest.mark.parametrize(
@@ -51,29 +54,105 @@ def test_misspelt_key_gets_a_suggestion(raw):
     ],
 )
 def test_bad_values_name_key_and_rule(raw, block, key, value, expected):
-    raw["classification"][block][key] = value
+    raw["projects"]["classification"][block][key] = value
     msg = problems(raw)
     assert f"classification.{block}" in msg and expected in msg, msg
 
 
 def test_all_problems_reported_at_once(raw):
-    raw["classification"]["finetune"]["learning_rate"] = -1
-    raw["classification"]["pretrain"]["batch_size"] = 0
+    raw["projects"]["classification"]["finetune"]["learning_rate"] = -1
+    raw["projects"]["classification"]["pretrain"]["batch_size"] = 0
     raw["common"]["sed"] = 1
     msg = problems(raw)
     assert "3 problem(s)" in msg
     assert "did you mean 'common.seed'" in msg
 
 
-def test_unknown_project_block(raw):
-    raw["clasification"] = raw.pop("classification")
+def test_a_project_outside_projects_is_named_with_the_fix(raw):
+    raw["sentiment"] = raw["projects"].pop("classification")
     msg = problems(raw)
-    assert "did you mean 'classification'" in msg
+    assert "sentiment: unknown key" in msg and "A project goes under 'projects:'" in msg
 
 
-def test_task_must_match_block(raw):
-    raw["classification"]["task"] = "translation"
-    assert "classification.task" in problems(raw)
+def test_keys_of_another_task_are_refused(raw):
+    raw["projects"]["classification"]["task"] = "translation"
+    msg = problems(raw)
+    assert "projects.classification.data.text_field: unknown key" in msg, msg
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("my project", "a project name must start with a letter or digit"),
+    ("a/b", "a project name must start"),
+    ("-lead", "a project name must start"),
+    ("x" * 65, "at most 64"),
+])
+def test_project_names_that_cannot_be_folders_or_stage_keys(raw, name, expected):
+    raw["projects"][name] = raw["projects"]["classification"]
+    msg = problems(raw)
+    assert f"projects.{name}: {expected}" in msg or expected in msg, msg
+
+
+def test_two_names_that_differ_only_in_case_are_refused(raw):
+    raw["projects"]["Classification"] = raw["projects"]["classification"]
+    assert "differ only in case" in problems(raw)
+
+
+@pytest.mark.parametrize("task, expected", [(None, "has no task"), ("regression", "task 'regression' is not one")])
+def test_a_project_needs_a_known_task(raw, task, expected):
+    block = raw["projects"]["classification"]
+    block.pop("task") if task is None else block.update(task=task)
+    msg = problems(raw)
+    assert f"projects.classification.task: the project {expected}" in msg and "classification, translation" in msg
+
+
+def test_unknown_preset_lists_the_task_presets(repo):
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["projects"]["translation"]["preset"] = "large"
+    msg = problems(raw)
+    assert "projects.translation.preset: 'large' is not a translation preset; choose one of demo, base" in msg
+
+
+def test_no_projects_is_a_config_error(raw):
+    raw["projects"] = {}
+    assert "projects is empty" in problems(raw)
+    del raw["projects"]
+    assert "no projects" in problems(raw)
+
+
+def test_projects_of_any_name_and_the_same_task(repo):
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["projects"] = {"sentiment": {"task": "classification", "finetune": {"epochs": 2}},
+                       "topic_v2": {"task": "classification", "preset": "base", "data": {"label_field": "topic"}}}
+    params = parse_params(raw)
+    assert list(params.projects) == ["sentiment", "topic_v2"]
+    sentiment, topic = params.project("sentiment"), params.project("topic_v2")
+    assert sentiment.finetune.epochs == 2 and sentiment.finetune.learning_rate == 0.0005  # the demo preset's
+    assert topic.model.hidden_size == 384 and topic.data.label_field == "topic"
+    with pytest.raises(ConfigError, match="no project 'sentimen'; did you mean 'sentiment'"):
+        params.project("sentimen")
+
+
+def test_a_preset_is_laid_under_the_block_key_by_key(repo):
+    from pipelines.config import load_presets
+
+    presets = load_presets()
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["projects"]["classification"].update(preset="base", model={"num_layers": 2})
+    cfg = parse_params(raw).project("classification")
+    base = presets["classification"]["base"]
+    assert cfg.model.num_layers == 2 and cfg.model.hidden_size == base["model"]["hidden_size"]
+    # what base does not list comes from the demo preset
+    assert cfg.clean.max_chars == presets["classification"]["demo"]["clean"]["max_chars"]
+    assert cfg.compress.pruning.heads == base["compress"]["pruning"]["heads"]
+
+
+def test_every_preset_is_valid_for_its_task(repo):
+    from pipelines.config import load_presets
+
+    for task, presets in load_presets().items():
+        for name in presets:
+            params = parse_params({"projects": {"p": {"task": task, "preset": name}}})
+            assert params.project("p").preset == name
 
 
 def test_empty_and_malformed_files(tmp_path):
@@ -90,14 +169,14 @@ def test_empty_and_malformed_files(tmp_path):
 
 def test_cli_exits_non_zero_before_any_work(raw, tmp_path, repo):
     bad = copy.deepcopy(raw)
-    bad["classification"]["finetune"]["learning_rate"] = -1
+    bad["projects"]["classification"]["finetune"]["learning_rate"] = -1
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(bad))
     proc = subprocess.run([sys.executable, "-m", "pipelines", "ingest", "classification", "--params", str(path)],
                           cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(repo),
                                                                             "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
-    assert "classification.finetune.learning_rate" in proc.stderr
+    assert "projects.classification.finetune.learning_rate" in proc.stderr
     assert not (tmp_path / "data").exists()
 
 
@@ -105,13 +184,13 @@ def test_every_param_dvc_yaml_names_exists_in_params_yaml(repo):
     """DVC refuses to run a stage whose params are missing; catch it here, for every project."""
     dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
     raw = yaml.safe_load((repo / "params.yaml").read_text())
-    projects = dvc["vars"][0]["projects"]
     missing = []
     for name, stage in dvc["stages"].items():
-        for project in projects:
+        assert stage["foreach"] == "${projects}", name
+        for project in raw["projects"]:
             for key in stage["do"].get("params", []):
                 node = raw
-                for part in key.replace("${item}", project).split("."):
+                for part in key.replace("${key}", project).split("."):
                     if not isinstance(node, dict) or part not in node:
                         missing.append(f"{name}@{project}: {key}")
                         break
@@ -120,82 +199,90 @@ def test_every_param_dvc_yaml_names_exists_in_params_yaml(repo):
 
 
 def test_stage_deps_and_outs_follow_the_paths_module(repo):
-    """Every stage's own module is a dependency, so editing a stage re-runs it."""
+    """Every stage's own module is a dependency, so editing a stage re-runs it; every config part a
+    stage depends on is one configure writes."""
+    from pipelines.stages.configure import PARTS
+
     dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    written = {f"configs/${{key}}/{p}.json" for p in PARTS}
+    assert set(dvc["stages"]["configure"]["do"]["outs"]) == written
     for name, stage in dvc["stages"].items():
         assert f"pipelines/stages/{name}.py" in stage["do"]["deps"], name
-        assert stage["do"]["cmd"] == f"python -m pipelines {name} ${{item}}"
+        assert stage["do"]["cmd"] == f"python -m pipelines {name} ${{key}}"
+        parts = {d for d in stage["do"]["deps"] if d.startswith("configs/")}
+        assert parts <= written, (name, parts - written)
+        assert name == "configure" or parts, f"{name} depends on none of the project's settings"
 
 
 BROKEN = [
     # (what, mutation of the raw params, text the message must contain)
-    ("unknown key", lambda r: r["classification"]["finetune"].update(lr=0.1), "finetune.lr: unknown key"),
-    ("misspelt key", lambda r: r["classification"]["finetune"].update(learnig_rate=0.1), "did you mean"),
-    ("misspelt block", lambda r: r["classification"].update(fine_tune={}), "did you mean 'classification.finetune'"),
-    ("wrong type", lambda r: r["classification"]["finetune"].update(epochs="three"), "finetune.epochs"),
-    ("negative learning rate", lambda r: r["classification"]["finetune"].update(learning_rate=-0.1),
+    ("unknown key", lambda r: r["projects"]["classification"]["finetune"].update(lr=0.1), "finetune.lr: unknown key"),
+    ("misspelt key", lambda r: r["projects"]["classification"]["finetune"].update(learnig_rate=0.1), "did you mean"),
+    ("misspelt block", lambda r: r["projects"]["classification"].update(fine_tune={}), "did you mean 'projects.classification.finetune'"),
+    ("wrong type", lambda r: r["projects"]["classification"]["finetune"].update(epochs="three"), "finetune.epochs"),
+    ("negative learning rate", lambda r: r["projects"]["classification"]["finetune"].update(learning_rate=-0.1),
      "finetune.learning_rate"),
-    ("zero learning rate", lambda r: r["classification"]["pretrain"].update(learning_rate=0), "pretrain.learning_rate"),
-    ("zero batch size", lambda r: r["classification"]["finetune"].update(batch_size=0), "finetune.batch_size"),
-    ("negative batch size", lambda r: r["classification"]["pretrain"].update(batch_size=-8), "pretrain.batch_size"),
-    ("unknown task", lambda r: r["classification"].update(task="regression"), "classification.task"),
-    ("unknown project", lambda r: r.update(sentiment={}), "sentiment: unknown key"),
-    ("unknown data source", lambda r: r["classification"]["data"].update(source="ftp://example/data.csv"),
+    ("zero learning rate", lambda r: r["projects"]["classification"]["pretrain"].update(learning_rate=0), "pretrain.learning_rate"),
+    ("zero batch size", lambda r: r["projects"]["classification"]["finetune"].update(batch_size=0), "finetune.batch_size"),
+    ("negative batch size", lambda r: r["projects"]["classification"]["pretrain"].update(batch_size=-8), "pretrain.batch_size"),
+    ("unknown task", lambda r: r["projects"]["classification"].update(task="regression"), "classification.task"),
+    ("project outside projects", lambda r: r.update(sentiment={"data": {}}), "sentiment: unknown key"),
+    ("unknown data source", lambda r: r["projects"]["classification"]["data"].update(source="ftp://example/data.csv"),
      "neither 'builtin'"),
-    ("malformed hub source", lambda r: r["classification"]["data"].update(source="hf:a:b:c"), "hf:<dataset id>"),
-    ("missing field name", lambda r: r["classification"]["data"].update(text_field=""), "data.text_field is empty"),
-    ("field name not text", lambda r: r["classification"]["data"].update(label_field=None), "data.label_field"),
-    ("missing checkpoint folder", lambda r: r["classification"]["model"].update(init="./checkpoints/bert"),
+    ("malformed hub source", lambda r: r["projects"]["classification"]["data"].update(source="hf:a:b:c"), "hf:<dataset id>"),
+    ("missing field name", lambda r: r["projects"]["classification"]["data"].update(text_field=""), "data.text_field is empty"),
+    ("field name not text", lambda r: r["projects"]["classification"]["data"].update(label_field=None), "data.label_field"),
+    ("missing checkpoint folder", lambda r: r["projects"]["classification"]["model"].update(init="./checkpoints/bert"),
      "does not exist"),
-    ("heads do not divide width", lambda r: r["classification"]["model"].update(num_heads=5), "divisible"),
-    ("vocabulary too small", lambda r: r["classification"]["tokenizer"].update(vocab_size=10), "vocab_size"),
+    ("heads do not divide width", lambda r: r["projects"]["classification"]["model"].update(num_heads=5), "divisible"),
+    ("vocabulary too small", lambda r: r["projects"]["classification"]["tokenizer"].update(vocab_size=10), "vocab_size"),
     ("source check on a classifier",
-     lambda r: r["classification"]["finetune"].update(min_source_gain=0.05), "finetune.min_source_gain"),
-    ("zero minimum frequency", lambda r: r["classification"]["tokenizer"].update(min_frequency=0),
+     lambda r: r["projects"]["classification"]["finetune"].update(min_source_gain=0.05), "finetune.min_source_gain"),
+    ("zero minimum frequency", lambda r: r["projects"]["classification"]["tokenizer"].update(min_frequency=0),
      "tokenizer.min_frequency"),
-    ("unknown tokenizer type", lambda r: r["classification"]["tokenizer"].update(type="char"), "tokenizer.type"),
-    ("split fractions out of range", lambda r: r["classification"]["split"].update(test_fraction=0.9),
+    ("unknown tokenizer type", lambda r: r["projects"]["classification"]["tokenizer"].update(type="char"), "tokenizer.type"),
+    ("split fractions out of range", lambda r: r["projects"]["classification"]["split"].update(test_fraction=0.9),
      "split.test_fraction"),
-    ("min above max length", lambda r: r["classification"]["clean"].update(min_chars=10, max_chars=5), "min_chars"),
-    ("unknown precision", lambda r: r["classification"]["finetune"].update(precision="fp8"), "finetune.precision"),
+    ("min above max length", lambda r: r["projects"]["classification"]["clean"].update(min_chars=10, max_chars=5), "min_chars"),
+    ("unknown precision", lambda r: r["projects"]["classification"]["finetune"].update(precision="fp8"), "finetune.precision"),
     ("unknown device", lambda r: r["runtime"].update(device="tpu"), "runtime.device"),
-    ("pre-norm classifier", lambda r: r["classification"]["model"].update(layer_norm="pre"), "model.layer_norm"),
+    ("pre-norm classifier", lambda r: r["projects"]["classification"]["model"].update(layer_norm="pre"), "model.layer_norm"),
     ("pre-norm with two vocabularies",
-     lambda r: (r["translation"]["model"].update(layer_norm="pre"), r["translation"]["tokenizer"].update(
+     lambda r: (r["projects"]["translation"]["model"].update(layer_norm="pre"), r["projects"]["translation"]["tokenizer"].update(
          shared_vocab=False)), "shared_vocab"),
-    ("unknown layer norm", lambda r: r["summarization"]["model"].update(layer_norm="sandwich"), "model.layer_norm"),
-    ("dropout of one", lambda r: r["classification"]["model"].update(dropout=1.0), "model.dropout"),
+    ("unknown layer norm", lambda r: r["projects"]["summarization"]["model"].update(layer_norm="sandwich"), "model.layer_norm"),
+    ("dropout of one", lambda r: r["projects"]["classification"]["model"].update(dropout=1.0), "model.dropout"),
     ("negative seed type", lambda r: r["common"].update(seed="abc"), "common.seed"),
-    ("unknown quantization", lambda r: r["classification"]["compress"].update(quantization="int4"),
+    ("unknown quantization", lambda r: r["projects"]["classification"]["compress"].update(quantization="int4"),
      "compress.quantization"),
     ("negative seed", lambda r: r["common"].update(seed=-1), "common.seed"),
     ("seed above 32 bits", lambda r: r["common"].update(seed=2**40), "common.seed"),
-    ("NaN length penalty", lambda r: r["translation"]["evaluate"].update(length_penalty=float("nan")),
-     "translation.evaluate.length_penalty: Input should be a finite number"),
+    ("NaN length penalty", lambda r: r["projects"]["translation"]["evaluate"].update(length_penalty=float("nan")),
+     "projects.translation.evaluate.length_penalty: Input should be a finite number"),
     ("negative infinite length penalty",
-     lambda r: r["translation"]["evaluate"].update(length_penalty=float("-inf")), "evaluate.length_penalty"),
-    ("infinite learning rate", lambda r: r["summarization"]["finetune"].update(learning_rate=float("inf")),
-     "summarization.finetune.learning_rate"),
-    ("NaN source gain", lambda r: r["translation"]["finetune"].update(min_source_gain=float("nan")),
-     "translation.finetune.min_source_gain"),
-    ("boolean batch size", lambda r: r["classification"]["finetune"].update(batch_size=True),
-     "classification.finetune.batch_size: a boolean is not allowed"),
-    ("boolean dropout", lambda r: r["classification"]["model"].update(dropout=False), "model.dropout"),
-    ("huge width", lambda r: r["classification"]["model"].update(hidden_size=10**7), "model.hidden_size"),
-    ("huge depth", lambda r: r["classification"]["model"].update(num_layers=10**5), "model.num_layers"),
+     lambda r: r["projects"]["translation"]["evaluate"].update(length_penalty=float("-inf")), "evaluate.length_penalty"),
+    ("infinite learning rate", lambda r: r["projects"]["summarization"]["finetune"].update(learning_rate=float("inf")),
+     "projects.summarization.finetune.learning_rate"),
+    ("NaN source gain", lambda r: r["projects"]["translation"]["finetune"].update(min_source_gain=float("nan")),
+     "projects.translation.finetune.min_source_gain"),
+    ("boolean batch size", lambda r: r["projects"]["classification"]["finetune"].update(batch_size=True),
+     "projects.classification.finetune.batch_size: a boolean is not allowed"),
+    ("boolean dropout", lambda r: r["projects"]["classification"]["model"].update(dropout=False), "model.dropout"),
+    ("huge width", lambda r: r["projects"]["classification"]["model"].update(hidden_size=10**7), "model.hidden_size"),
+    ("huge depth", lambda r: r["projects"]["classification"]["model"].update(num_layers=10**5), "model.num_layers"),
     ("model too large to pretrain",
-     lambda r: r["translation"]["model"].update(hidden_size=8192, num_heads=8, num_layers=48, intermediate_size=32768),
+     lambda r: r["projects"]["translation"]["model"].update(hidden_size=8192, num_heads=8, num_layers=48, intermediate_size=32768),
      "billion parameters"),
     ("registry name with a slash", lambda r: r["tracking"].update(registered_model_prefix="team/"),
      "tracking.registered_model_prefix 'team/'"),
     ("registry name with a colon", lambda r: r["tracking"].update(registered_model_prefix="a:b"),
      "tracking.registered_model_prefix"),
-    ("target field is the source field", lambda r: r["translation"]["data"].update(target_field="source"),
-     "translation.data.source_field and target_field both name the column 'source'"),
-    ("decoding past the position table", lambda r: r["translation"]["evaluate"].update(max_new_tokens=200),
-     "translation.evaluate.max_new_tokens (200) does not fit the model's position table of 72"),
-    ("label field is the text field", lambda r: r["classification"]["data"].update(label_field="text"),
-     "classification.data.text_field and label_field"),
+    ("target field is the source field", lambda r: r["projects"]["translation"]["data"].update(target_field="source"),
+     "projects.translation.data.source_field and target_field both name the column 'source'"),
+    ("decoding past the position table", lambda r: r["projects"]["translation"]["evaluate"].update(max_new_tokens=200),
+     "projects.translation.evaluate.max_new_tokens (200) does not fit the model's position table of 72"),
+    ("label field is the text field", lambda r: r["projects"]["classification"]["data"].update(label_field="text"),
+     "projects.classification.data.text_field and label_field"),
 ]
 
 
@@ -243,8 +330,8 @@ def test_the_parameter_estimate_is_near_the_real_count(raw):
 
 
 def test_booleans_still_set_switches(raw):
-    raw["classification"]["clean"]["strip_html"] = False
-    raw["classification"]["compress"]["onnx_runtime"] = True
+    raw["projects"]["classification"]["clean"]["strip_html"] = False
+    raw["projects"]["classification"]["compress"]["onnx_runtime"] = True
     cfg = parse_params(raw).project("classification")
     assert cfg.clean.strip_html is False and cfg.compress.onnx_runtime is True
 
@@ -263,9 +350,9 @@ def test_params_file_not_utf8_names_the_line_and_the_fix(tmp_path, repo):
 def test_a_key_written_twice_is_refused_as_dvc_refuses_it(tmp_path, repo):
     path = tmp_path / "params.yaml"
     text = (repo / "params.yaml").read_text(encoding="utf-8")
-    path.write_text(text.replace("  finetune:\n    epochs: 4\n", "  finetune:\n    epochs: 4\n    epochs: 9\n", 1))
+    path.write_text(text.replace("    task: classification", "    task: classification\n    task: translation", 1))
     assert path.read_text() != text
-    with pytest.raises(ConfigError, match="key 'epochs' appears twice"):
+    with pytest.raises(ConfigError, match="key 'task' appears twice"):
         load_params(path)
 
 
@@ -285,7 +372,8 @@ def test_environment_settings_are_checked_when_a_command_starts(tmp_path, repo, 
 def test_yaml_anchors_and_merge_keys_still_work(tmp_path):
     """DVC reads merge keys; the duplicate-key check must not refuse them."""
     path = tmp_path / "params.yaml"
-    path.write_text("classification:\n  pretrain: &train\n    epochs: 2\n    batch_size: 8\n"
-                    "  finetune:\n    <<: *train\n    epochs: 4\n")
+    path.write_text("projects:\n  classification:\n    task: classification\n"
+                    "    pretrain: &train\n      epochs: 2\n      batch_size: 8\n"
+                    "    finetune:\n      <<: *train\n      epochs: 4\n")
     cfg = load_params(path).project("classification")
     assert (cfg.finetune.epochs, cfg.finetune.batch_size, cfg.pretrain.epochs) == (4, 8, 2)

@@ -13,7 +13,7 @@ import json
 import pytest
 import yaml
 
-from pipelines.config import parse_params
+from pipelines.config import parse_params, resolve_projects
 from pipelines.errors import DataError
 from pipelines.io import write_jsonl
 from pipelines.paths import ProjectPaths
@@ -23,11 +23,12 @@ from pipelines.text import label_text
 from tests.tiny import REPO
 
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())
+RAW["projects"] = resolve_projects(RAW["projects"], [])  # every key present, so tests can change any
 
 
 def params(project: str = "classification", **data):
     raw = copy.deepcopy(RAW)
-    raw[project]["data"].update(data)
+    raw["projects"][project]["data"].update(data)
     return parse_params(raw)
 
 
@@ -108,7 +109,7 @@ def test_leakage_above_the_threshold_fails_with_the_offending_texts(max_leakage,
         + _given("validation", 4) + test
     _write_clean(records)
     raw = copy.deepcopy(RAW)
-    raw["classification"]["split"]["max_leakage"] = max_leakage
+    raw["projects"]["classification"]["split"]["max_leakage"] = max_leakage
     if fails:
         with pytest.raises(DataError) as err:
             split.run(parse_params(raw), "classification")

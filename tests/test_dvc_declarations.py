@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pipelines.config import parse_params
 from tests.tiny import REPO, tiny_params
 
-STAGES = ("ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
+STAGES = ("configure", "ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
 
 # Modules a stage runs that cannot change what it writes: the entry point, error classes, the
 # validation of params (the values themselves are declared params), per-machine settings, the
@@ -63,7 +63,10 @@ def restrict(model: BaseModel, prefix: str, declared: set[str], reads: list, ori
         if any(path == d or path.startswith(d + ".") for d in declared):
             continue
         value = getattr(model, name)
-        if isinstance(value, BaseModel) and any(d.startswith(path + ".") for d in declared):
+        if isinstance(value, dict) and all(isinstance(v, BaseModel) for v in value.values()):
+            # projects: each project restricted on its own
+            update[name] = {k: restrict(v, f"{path}.{k}.", declared, reads, originals) for k, v in value.items()}
+        elif isinstance(value, BaseModel) and any(d.startswith(path + ".") for d in declared):
             update[name] = restrict(value, path + ".", declared, reads, originals)
         else:
             update[name] = Undeclared(path, reads)
@@ -87,20 +90,27 @@ def _undeclared_inside(model: BaseModel) -> str | None:
     for value in model.__dict__.values():
         if isinstance(value, Undeclared):
             return object.__getattribute__(value, "_path")
-        if isinstance(value, BaseModel) and (found := _undeclared_inside(value)):
-            return found
+        for inner in value.values() if isinstance(value, dict) else [value]:
+            if isinstance(inner, BaseModel) and (found := _undeclared_inside(inner)):
+                return found
     return None
 
 
 def declarations(project: str) -> dict[str, tuple[set[str], list[str]]]:
-    """Per stage: the params keys and the deps dvc.yaml declares, with the project filled in."""
+    """Per stage: the settings and the deps dvc.yaml declares, with the project filled in. A
+    dependency on configs/<project>/<part>.json declares the part projects.<project>.<part>."""
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     out = {}
     for name, stage in dvc["stages"].items():
         body = stage["do"]
-        params = {str(p).replace("${item}", project) for p in body.get("params", [])}
-        deps = [str(d).replace("${item}", project) for d in body.get("deps", [])]
-        out[name] = (params | NEUTRAL_PARAMS | {f"{project}.task"}, deps)
+        params = {str(p).replace("${key}", project) for p in body.get("params", [])}
+        deps = [str(d).replace("${key}", project) for d in body.get("deps", [])]
+        prefix = f"configs/{project}/"
+        for dep in deps:
+            if dep.startswith(prefix):
+                part = dep.removeprefix(prefix).removesuffix(".json")
+                params.add(f"projects.{project}" if part == "project" else f"projects.{project}.{part}")
+        out[name] = (params | NEUTRAL_PARAMS | {f"projects.{project}.task", f"projects.{project}.preset"}, deps)
     return out
 
 
@@ -185,9 +195,9 @@ def stage_runner(tmp_path, monkeypatch):
 def test_every_stage_reads_only_what_dvc_yaml_declares(stage_runner, project):
     raw = tiny_params([project], size=120)
     # What a stage reads does not depend on how well it trains or on how many examples it scores.
-    raw[project]["evaluate"]["max_examples"] = 8
+    raw["projects"][project]["evaluate"]["max_examples"] = 8
     if project != "classification":
-        raw[project]["finetune"]["epochs"] = 1
+        raw["projects"][project]["finetune"]["epochs"] = 1
     found = stage_runner(project, raw)
     problems = {stage: f for stage, f in found.items() if f["params"] or f["code"]}
     assert set(found) == set(STAGES) or problems, found
@@ -206,4 +216,26 @@ def test_the_check_catches_an_undeclared_read(stage_runner, monkeypatch):
 
     monkeypatch.setattr(clean, "clean_records", peeking)
     found = stage_runner("classification", tiny_params(["classification"], size=160))
-    assert found["clean"]["params"] == ["classification.export"], found
+    assert found["clean"]["params"] == ["projects.classification.export"], found
+
+
+def test_a_preset_change_reruns_exactly_the_stages_that_read_it(tmp_path):
+    """DVC tracks params.yaml keys; a preset's values reach the stages through configure's files."""
+    from tests.tiny import dvc, make_repo_copy
+
+    params = tiny_params(["classification"], size=120)
+    root = make_repo_copy(tmp_path / "repo", params)
+    dvc(root, "repro", "configure@classification")
+    # Everything is unrun; configure's part files now exist. A preset value the project does not
+    # set changes one part file only.
+    before = {p.name: p.read_text() for p in (root / "configs" / "classification").iterdir()}
+    presets = root / "pipelines" / "presets.yaml"
+    text = presets.read_text()
+    # the tiny params set every key, so change a default the block does not set: clean.strip_html
+    block = yaml.safe_load((root / "params.yaml").read_text())
+    del block["projects"]["classification"]["clean"]["strip_html"]
+    (root / "params.yaml").write_text(yaml.safe_dump(block, sort_keys=False))
+    presets.write_text(text.replace("strip_html: true", "strip_html: false", 1))
+    dvc(root, "repro", "configure@classification")
+    after = {p.name: p.read_text() for p in (root / "configs" / "classification").iterdir()}
+    assert {n for n in before if before[n] != after[n]} == {"clean.json", "project.json"}

@@ -94,7 +94,7 @@ def test_dvc_compares_experiments_and_restores_a_reverted_param_from_its_run_cac
         subprocess.run(cmd, cwd=root, check=True, capture_output=True)
     versions = registry(root, "classification")["versions"]
 
-    dvc(root, "exp", "run", "-S", "classification.finetune.epochs=2")
+    dvc(root, "exp", "run", "-S", "projects.classification.finetune.epochs=2")
     shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
 
     def accuracy(entry):
@@ -105,11 +105,11 @@ def test_dvc_compares_experiments_and_restores_a_reverted_param_from_its_run_cac
     assert 0.0 <= accuracy(main) <= 1.0, main
     experiments = [x["revs"][0] for x in main.get("experiments") or []]
     assert experiments and 0.0 <= accuracy(experiments[0]) <= 1.0, main
-    assert experiments[0]["data"]["params"]["params.yaml"]["data"]["classification"]["finetune"]["epochs"] == 2
+    assert experiments[0]["data"]["params"]["params.yaml"]["data"]["projects"]["classification"]["finetune"]["epochs"] == 2
     metrics_diff = json.loads(dvc(root, "metrics", "diff", "--all", "--json").stdout)
     assert "full.accuracy" in metrics_diff["reports/classification/evaluate.json"], metrics_diff
     params_diff = json.loads(dvc(root, "params", "diff", "--json").stdout)
-    change = params_diff["params.yaml"]["classification.finetune.epochs"]
+    change = params_diff["params.yaml"]["projects.classification.finetune.epochs"]
     assert (change["old"], change["new"]) == (1, 2), params_diff
     plots = dvc(root, "plots", "diff", "--json").stdout
     assert "plots/classification/finetune_loss.csv" in plots and '"loss"' in plots, plots[:2000]
@@ -131,7 +131,7 @@ def test_decoding_settings_are_declared_where_they_are_saved_or_used(repo):
 
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     reading = {name for name, stage in stages.items()
-               if {"${item}.evaluate", "${item}"} & set(stage["do"].get("params", []))}
+               if {"configs/${key}/evaluate.json", "configs/${key}/project.json"} & set(stage["do"]["deps"])}
     assert reading == {"compress", "evaluate", "export"}, reading
 
 

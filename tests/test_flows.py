@@ -28,7 +28,8 @@ from tests.tiny import REPO, free_port, make_repo_copy, pipeline_env, tiny_param
 
 PROJECT = "classification"
 DEPLOYMENT = "nlp-retrain/retrain-classification"
-STAGES = ("ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
+STAGES = ("configure", "ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate",
+          "export")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -205,28 +206,28 @@ def run_deployed(worker, **parameters):
 # --------------------------------------------------------------------------- checkout helpers (no server)
 def test_overrides_are_typed_validated_and_keep_comments(tmp_path):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    assert co.parse_overrides(["classification.finetune.epochs=2", "tracking.register_model=false",
-                               "classification.data.source=builtin"]) == {
-        "classification.finetune.epochs": 2, "tracking.register_model": False, "classification.data.source": "builtin"}
+    assert co.parse_overrides(["projects.classification.finetune.epochs=2", "tracking.register_model=false",
+                               "projects.classification.data.source=builtin"]) == {
+        "projects.classification.finetune.epochs": 2, "tracking.register_model": False, "projects.classification.data.source": "builtin"}
     with pytest.raises(co.OverrideError, match="key=value"):
-        co.parse_overrides(["classification.finetune.epochs"])
+        co.parse_overrides(["projects.classification.finetune.epochs"])
 
     before = (tmp_path / "params.yaml").read_text()
     with pytest.raises(co.OverrideError) as err:
-        co.apply_overrides(tmp_path, PROJECT, {"classification.finetune.learnig_rate": 0.1,
-                                               "classification.finetune.batch_size": 0})
+        co.apply_overrides(tmp_path, PROJECT, {"projects.classification.finetune.learnig_rate": 0.1,
+                                               "projects.classification.finetune.batch_size": 0})
     # every problem at once, each naming its key; params.yaml left as it was
-    assert "classification.finetune.learnig_rate" in str(err.value) and "did you mean" in str(err.value)
-    assert "classification.finetune.batch_size" in str(err.value)
+    assert "projects.classification.finetune.learnig_rate" in str(err.value) and "did you mean" in str(err.value)
+    assert "projects.classification.finetune.batch_size" in str(err.value)
     assert (tmp_path / "params.yaml").read_text() == before
     with pytest.raises(co.OverrideError, match="outside this run's blocks"):
-        co.apply_overrides(tmp_path, PROJECT, {"translation.finetune.epochs": 1})
+        co.apply_overrides(tmp_path, PROJECT, {"projects.translation.finetune.epochs": 1})
 
-    changed = co.apply_overrides(tmp_path, PROJECT, {"classification.finetune.epochs": 2,
-                                                     "classification.finetune.precision": "fp32"})
+    changed = co.apply_overrides(tmp_path, PROJECT, {"projects.classification.finetune.epochs": 2,
+                                                     "projects.classification.finetune.precision": "fp32"})
     after = (tmp_path / "params.yaml").read_text()
-    assert changed == ["classification.finetune.epochs", "classification.finetune.precision"]
-    assert yaml.safe_load(after)["classification"]["finetune"]["epochs"] == 2
+    assert changed == ["projects.classification.finetune.epochs", "projects.classification.finetune.precision"]
+    assert yaml.safe_load(after)["projects"]["classification"]["finetune"]["epochs"] == 2
     assert "# every random choice" in after  # comments survive, as with `dvc exp run -S`
     assert not list(tmp_path.glob(".params.flow-*"))
 
@@ -347,10 +348,10 @@ def test_run_summary_reads_metrics_run_and_registry_from_the_reports(tmp_path):
 
 def test_prefect_yaml_declares_a_scheduled_gpu_deployment_per_project():
     from flows.deploy import load_deployments
-    from pipelines.config import PROJECTS
 
     declared = load_deployments(REPO)
-    assert sorted(d["parameters"]["project"] for d in declared) == sorted(PROJECTS)
+    projects = yaml.safe_load((REPO / "params.yaml").read_text())["projects"]
+    assert sorted(d["parameters"]["project"] for d in declared) == sorted(projects)
     for d in declared:
         assert d["work_pool"]["name"] == "gpu" and d["entrypoint"] == "flows/pipeline.py:retrain"
         assert d["schedules"] and all(len(s["cron"].split()) == 5 for s in d["schedules"])
@@ -360,7 +361,9 @@ def test_prefect_yaml_declares_a_scheduled_gpu_deployment_per_project():
 def test_deployments_carry_the_configured_schedules(deployed, checkout):
     from prefect.exceptions import ObjectNotFound
 
-    declared = {d["name"]: d for d in yaml.safe_load((checkout / "prefect.yaml").read_text())["deployments"]}
+    from flows.deploy import load_deployments
+
+    declared = {d["name"]: d for d in load_deployments(checkout)}
     assert list(deployed) == ["retrain-classification"]  # the checkout's params.yaml has only classification
     with client() as c:
         dep = c.read_deployment_by_name(DEPLOYMENT)
@@ -402,9 +405,9 @@ def test_up_to_date_stages_are_reported_as_skipped(deployed, worker, checkout):
     proc = flows_cli("run", PROJECT, "--checkout", str(checkout), "--no-push", env=worker["env"], cwd=checkout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])
-    assert summary["stages"] == {"ingest": "ran", **{s: "skipped" for s in STAGES[1:]}}
+    assert summary["stages"] == {**{s: "skipped" for s in STAGES}, "ingest": "ran"}
     runs = task_runs(summary["flow_run_id"])
-    assert all(runs[f"{s}@{PROJECT}"].state.name == "Skipped" for s in STAGES[1:])
+    assert all(runs[f"{s}@{PROJECT}"].state.name == "Skipped" for s in STAGES if s != "ingest")
     markdown = artifact_markdown(summary["flow_run_id"], f"{PROJECT}-pipeline-run")
     assert "no new version" in markdown and "did not move (version 1)" in markdown
     assert registry(checkout)["versions"] == [1]
@@ -417,7 +420,8 @@ def test_retraining_ends_early_when_nothing_changed(deployed, worker, checkout):
     state = flow_run.state
     assert state.is_completed() and state.name == "Skipped"
     assert "Nothing changed since champion version 1" in state.message
-    assert set(task_runs(flow_run.id)) == {f"check-params@{PROJECT}", f"ingest@{PROJECT}", f"lineage@{PROJECT}"}
+    assert set(task_runs(flow_run.id)) == {f"check-params@{PROJECT}", f"configure@{PROJECT}", f"ingest@{PROJECT}",
+                                           f"lineage@{PROJECT}"}
     assert "not retraining" in artifact_markdown(flow_run.id, f"{PROJECT}-retrain-check")
     assert registry(checkout)["versions"] == [1]
 
@@ -442,9 +446,9 @@ def test_transient_stage_failure_is_retried(deployed, worker, checkout):
 
 
 def test_changed_data_or_params_make_retraining_go_ahead(checkout):
-    source = Path(yaml.safe_load((checkout / "params.yaml").read_text())[PROJECT]["data"]["source"])
+    source = Path(yaml.safe_load((checkout / "params.yaml").read_text())["projects"][PROJECT]["data"]["source"])
     write_reviews(source, extra=8)
-    co.apply_overrides(checkout, PROJECT, {"classification.finetune.learning_rate": 0.0007})
+    co.apply_overrides(checkout, PROJECT, {"projects.classification.finetune.learning_rate": 0.0007})
     co.repro_stage(checkout, "ingest", PROJECT, log=lambda line: None, env=pipeline_env(checkout))
     verdict = lineage(checkout)
     assert verdict["changed"] and verdict["champion_version"] == 1

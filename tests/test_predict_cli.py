@@ -88,8 +88,8 @@ def test_a_host_without_the_training_data_can_still_predict(tmp_path, monkeypatc
     """params.yaml names training data and a checkpoint that only the training machine has; predict
     needs neither, so it gets past the params to the input file."""
     raw = tiny_params(["classification"])
-    raw["classification"]["data"]["source"] = "/data/only/on/the/trainer.csv"
-    raw["classification"]["model"]["init"] = "/checkpoints/only/on/the/trainer"
+    raw["projects"]["classification"]["data"]["source"] = "/data/only/on/the/trainer.csv"
+    raw["projects"]["classification"]["model"]["init"] = "/checkpoints/only/on/the/trainer"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in.jsonl").write_bytes(jsonl({"text": "good"}, ["a", "list"]))

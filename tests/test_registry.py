@@ -26,7 +26,7 @@ def store(tmp_path, monkeypatch):
     return tmp_path
 
 
-PARAMS = parse_params({"classification": {}})
+PARAMS = parse_params({"projects": {"classification": {"task": "classification"}}})
 
 
 def export(score: float, test_hash: str = "h1", score_champion=None) -> dict:

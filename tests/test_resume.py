@@ -24,8 +24,8 @@ def _params():
     params = tiny_params(["classification"], size=600)
     # A model that learns (about 0.5 accuracy on four labels, not chance): an untrained one has
     # near-tied logits, and the last-bit noise of CPU matrix kernels could flip a prediction.
-    params["classification"]["model"].update({"hidden_size": 64, "intermediate_size": 128})
-    params["classification"]["finetune"].update({"epochs": 4, "save_steps": 4, "batch_size": 8,
+    params["projects"]["classification"]["model"].update({"hidden_size": 64, "intermediate_size": 128})
+    params["projects"]["classification"]["finetune"].update({"epochs": 4, "save_steps": 4, "batch_size": 8,
                                                  "learning_rate": 3e-3})
     params["tracking"]["register_model"] = False
     return int8_only(params)

@@ -230,7 +230,7 @@ def test_evaluate_bleu_equals_sacrebleu(shared):
     assert res["metrics"]["chrf"] == pytest.approx(sacrebleu.corpus_chrf(preds, [[r["target"] for r in records]]).score)
     assert "bleu_signature" in res["report_extra"]
     rows, columns = seq2seq.plot_rows(res)
-    assert columns == ["reference_length", "prediction_length"] and len(rows) == 3
+    assert columns == ["actual", "predicted"] and len(rows) == 3
 
 
 def test_summarization_scores_against_all_references(shared):

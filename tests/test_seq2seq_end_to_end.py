@@ -35,14 +35,14 @@ def test_builtin_repro_evaluates_exports_and_registers(tmp_path, project, metric
     params = tiny_params([project], **{f"{project}__finetune__min_source_gain": 1000.0})
     # Translation makes the ORT variants, whose graphs export then reuses; summarization does not,
     # so export writes and checks its own.
-    params[project]["compress"]["onnx_runtime"] = project == "translation"
-    root = make_repo_copy(tmp_path, params, projects=[project])
+    params["projects"][project]["compress"]["onnx_runtime"] = project == "translation"
+    root = make_repo_copy(tmp_path, params)
     failed = dvc(root, "repro", check=False)
     assert failed.returncode != 0
     assert "finetune.min_source_gain" in failed.stdout + failed.stderr
     assert not (root / f"models/{project}/finetuned").exists()
     assert not (root / f"reports/{project}/finetune.json").exists()
-    params[project]["finetune"]["min_source_gain"] = None
+    params["projects"][project]["finetune"]["min_source_gain"] = None
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(root, "repro")
     assert _report(root, project, "finetune")["resumed_from"] is not None  # not trained again
@@ -65,7 +65,7 @@ def test_builtin_repro_evaluates_exports_and_registers(tmp_path, project, metric
     assert (root / "models" / project / "export" / "hf" / "model.safetensors").exists()
     # the exported model decodes with the evaluate block's settings, not the Trainer's legacy cap
     saved = json.loads((root / "models" / project / "export" / "hf" / "generation_config.json").read_text())
-    decoding = params[project]["evaluate"]
+    decoding = params["projects"][project]["evaluate"]
     assert saved["num_beams"] == decoding["num_beams"] and saved["max_new_tokens"] == decoding["max_new_tokens"]
     assert "max_length" not in saved and "min_length" not in saved
     assert (root / "plots" / project / "evaluate.csv").exists()
@@ -81,7 +81,7 @@ def test_multi30k_subset_through_local_folder(tmp_path, shared_data):
                   {"train": 300, "validation": 30, "test": 30})
     params = tiny_params(["translation"], translation__data__source=str(src))
     params["tracking"]["register_model"] = False
-    root = make_repo_copy(tmp_path / "repo", int8_only(params), projects=["translation"])
+    root = make_repo_copy(tmp_path / "repo", int8_only(params))
     dvc(root, "repro", "evaluate@translation")
     split = _report(root, "translation", "split")
     assert split["rows"]["test"] <= 30 and split["rows"]["train"] >= 250
@@ -95,9 +95,9 @@ def test_aeslc_subset_scores_against_every_reference(tmp_path, shared_data):
                   {"train": 200, "validation": 20, "test": 20})
     params = tiny_params(["summarization"], summarization__data__source=str(src),
                          summarization__data__references_field="references")
-    params["summarization"]["tokenizer"]["max_length"] = 128
+    params["projects"]["summarization"]["tokenizer"]["max_length"] = 128
     params["tracking"]["register_model"] = False
-    root = make_repo_copy(tmp_path / "repo", int8_only(params), projects=["summarization"])
+    root = make_repo_copy(tmp_path / "repo", int8_only(params))
     dvc(root, "repro", "evaluate@summarization")
     test_rows = [json.loads(x) for x in (root / "data/summarization/splits/test.jsonl").read_text().splitlines()]
     # the three human subject lines of AESLC's test file travel with each example

@@ -28,7 +28,7 @@ from pipelines.errors import TrackingError
 from tests.tiny import TINY_TRAIN, free_port, make_repo_copy, pipeline_env, tiny_params, wait_for_http
 
 PROJECT = "classification"
-PARAMS = parse_params({PROJECT: {}})
+PARAMS = parse_params({"projects": {PROJECT: {"task": "classification"}}})
 # A stage whose server is gone must give up within this (a bound on a hang, not a speed target:
 # MLflow's own retry defaults keep a stage waiting for about 9 minutes).
 FAIL_FAST_SECONDS = 120

@@ -129,7 +129,7 @@ def test_auto_batch_size_halves_on_out_of_memory(setup, tmp_path):
 
 def test_impossible_precision_fails_at_config_time_or_falls_back():
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
-        resolve_precision(TrainConfig(precision="fp16"), "cpu", "classification.finetune")
+        resolve_precision(TrainConfig(precision="fp16"), "cpu", "projects.classification.finetune")
     assert resolve_precision(TrainConfig(precision="fp16", precision_fallback=True), "cpu", "x") == "fp32"
     assert resolve_precision(TrainConfig(precision="auto"), "cpu", "x") == "fp32"
 
@@ -144,7 +144,7 @@ def test_bf16_on_a_cpu_that_has_it_computes_in_bf16_and_keeps_fp32_weights(setup
     seen = []
     model.bert.encoder.layer[0].intermediate.dense.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     tc = TrainConfig(batch_size=8, max_steps=2, precision="bf16")
-    assert resolve_precision(tc, "cpu", "classification.finetune") == "bf16"
+    assert resolve_precision(tc, "cpu", "projects.classification.finetune") == "bf16"
     args = build_args(tc, tmp_path, "cpu", "bf16", 0, evaluate=False, best_metric=None)
     collator = KeepKeys(cls_task.collator({"tokenizer": tok}, cfg), cls_task.FINETUNE_KEYS)
     out = make_trainer(model, args, dsd["train"], None, collator).train()

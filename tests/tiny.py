@@ -26,11 +26,22 @@ TINY_TRAIN = {"epochs": 1, "batch_size": 16, "save_steps": 5, "logging_steps": 2
 
 
 def tiny_params(projects=("classification",), size: int = 240, **overrides) -> dict:
-    """params.yaml of this repository, shrunk: small builtin data, a one-layer model, one epoch."""
+    """params.yaml of this repository, shrunk: small builtin data, a one-layer model, one epoch.
+
+    ``projects``: names of params.yaml's projects, or {name: task} for projects of any name (a
+    copy of the builtin demo of that task). The result holds each project's block resolved over
+    its preset, so tests can change any key. ``overrides``: ``classification__finetune__epochs=2``
+    sets projects.classification.finetune.epochs; ``tracking__...`` a shared block."""
+    from pipelines.config import resolve_projects
+
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     out = {k: copy.deepcopy(raw[k]) for k in ("common", "runtime", "tracking")}
-    for p in projects:
-        block = copy.deepcopy(raw[p])
+    named = projects if isinstance(projects, dict) else {p: raw["projects"][p]["task"] for p in projects}
+    demo = {task: next(b for b in raw["projects"].values() if b["task"] == task) for task in set(named.values())}
+    out["projects"] = {}
+    for name, task in named.items():
+        base = raw["projects"].get(name) if raw["projects"].get(name, {}).get("task") == task else demo[task]
+        block = resolve_projects({name: copy.deepcopy(base)}, [])[name]
         block["data"]["builtin_size"] = size
         block["tokenizer"]["vocab_size"] = 300
         block["model"].update(TINY_MODEL)
@@ -46,31 +57,36 @@ def tiny_params(projects=("classification",), size: int = 240, **overrides) -> d
             block["tokenizer"]["vocab_size"] = 1000
             block["model"].update(hidden_size=64, intermediate_size=128)
             block["finetune"].update(epochs=6, learning_rate=3e-3, early_stopping_patience=6)
-        out[p] = block
+        out["projects"][name] = block
     for dotted, value in overrides.items():
-        node = out
         *parents, last = dotted.split("__")
+        node = out if parents[0] in out else out["projects"]
         for key in parents:
             node = node[key]
         node[last] = value
     return out
 
 
+def project_block(params: dict, project: str) -> dict:
+    """The block of one project in a params mapping."""
+    return params["projects"][project]
+
+
 def int8_only(params: dict) -> dict:
     """Compress with int8 of the full model only, for tests about something else (data sources,
     resuming): no pruned or student variant and no ONNX export, each of which costs seconds."""
-    for project in ("classification", "translation", "summarization"):
-        if project in params:
-            comp = params[project]["compress"]
-            comp.update(quantize=["full"], onnx_runtime=False)
-            comp["pruning"].update(sparsity=0.0, heads=0, ffn_fraction=0.0)
-            comp["distillation"]["enabled"] = False
+    for block in params["projects"].values():
+        comp = block["compress"]
+        comp.update(quantize=["full"], onnx_runtime=False)
+        comp["pruning"].update(sparsity=0.0, heads=0, ffn_fraction=0.0)
+        comp["distillation"]["enabled"] = False
     return params
 
 
-def make_repo_copy(dest: Path, params: dict, projects=("classification",)) -> Path:
-    """Copy the tracked files into ``dest``, write tiny params, restrict dvc.yaml to ``projects``,
-    and make it a git repository with one commit (DVC and the lineage tags need git)."""
+def make_repo_copy(dest: Path, params: dict, projects=None) -> Path:
+    """Copy the tracked files into ``dest``, write tiny params (its projects are the copy's
+    projects: dvc.yaml makes stages for each) and make it a git repository with one commit (DVC and
+    the lineage tags need git). ``projects``, if given, must name exactly the params' projects."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
     for rel in filter(None, files.decode().split("\0")):
         src = REPO / rel
@@ -78,11 +94,9 @@ def make_repo_copy(dest: Path, params: dict, projects=("classification",)) -> Pa
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
+    if projects is not None and set(projects) != set(params["projects"]):
+        raise ValueError(f"projects {list(projects)} differ from the params' {list(params['projects'])}")
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc = yaml.safe_load((dest / "dvc.yaml").read_text())
-    dvc["vars"] = [{"projects": list(projects)}]
-    dvc["plots"] = [p for p in dvc.get("plots", []) if any(f"plots/{x}/" in next(iter(p)) for x in projects)]
-    (dest / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "tiny copy"]):

@@ -83,10 +83,10 @@ def clean_records(records: list[dict], task, cfg) -> tuple[list[dict], dict]:
             if dedupe_key(out[task.text_fields[0]]) == dedupe_key(out[task.text_fields[1]]):
                 reason = "identical_pair"
                 identical.append(out[task.text_fields[0]])
-            elif task.name == "summarization":
+            elif task.pair_rule == "shorter_target":
                 if b * rules.min_compression >= a:
                     reason = "summary_not_shorter"
-            elif max(a, b) / max(1, min(a, b)) > rules.max_length_ratio:
+            elif task.pair_rule == "length_ratio" and max(a, b) / max(1, min(a, b)) > rules.max_length_ratio:
                 reason = "length_ratio"
         if reason:
             dropped[reason] += 1

@@ -118,7 +118,7 @@ def run(params: Params, project: str) -> dict:
                 models[name].save_pretrained(str(tmp / name), safe_serialization=True)
                 manifest[name] = {"kind": "hf", "path": name, "source": "full"}
         if comp.quantization != "none":
-            for base in comp.quantize:
+            for base in (v for v in comp.quantize if v in models):  # a variant switched off has no int8 copy
                 name = INT8_OF[base]
                 models[name] = quantize_dynamic_int8(models[base])
                 details[name] = {"quantized_modules": len(save_quantized(models[name], tmp / name)["modules"])}

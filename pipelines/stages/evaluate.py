@@ -100,7 +100,7 @@ def run(params: Params, project: str) -> dict:
     write_json(paths.report("variants"), {"primary_metric": task.primary_metric, "examples": len(records),
                                           "variants": table})
     write_csv(paths.plot("variants.csv"), [{"variant": n, **row} for n, row in table.items()],
-              VARIANT_COLUMNS[:2] + [task.primary_metric] + VARIANT_COLUMNS[2:])
+              VARIANT_COLUMNS + [task.primary_metric])  # last: the column dvc.yaml's plot draws
 
     run_id = read_json(paths.report("finetune")).get("mlflow_run_id")
     with tracking.run(params, project, run_id=run_id, run_name=f"{project}-finetune"):

@@ -92,7 +92,7 @@ def run(params: Params, project: str) -> dict:
             if onnx_report["onnx_max_abs_diff"] > cfg.export.onnx_atol:
                 raise PipelineError(
                     f"ONNX output differs from PyTorch by {onnx_report['onnx_max_abs_diff']:.2e}, above "
-                    f"{project}.export.onnx_atol={cfg.export.onnx_atol}; nothing was exported"
+                    f"projects.{project}.export.onnx_atol={cfg.export.onnx_atol}; nothing was exported"
                 )
             if entry["kind"] == "int8":
                 # The ONNX counterpart of an int8 variant: ONNX Runtime's dynamic int8 of the float graph.

@@ -62,7 +62,7 @@ def run(params: Params, project: str) -> dict:
     impl = task.impl()
     paths = ProjectPaths.of(project)
     device = resolve_device(params)
-    precision = resolve_precision(cfg.finetune, device, f"{project}.finetune")
+    precision = resolve_precision(cfg.finetune, device, f"projects.{project}.finetune")
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
     init = init_source(paths.pretrained)
@@ -107,7 +107,9 @@ def run(params: Params, project: str) -> dict:
     with atomic_dir(paths.finetuned) as tmp:
         outcome.trainer.save_model(str(tmp))
     write_csv(paths.plot("finetune_loss.csv"), losses, ["step", "epoch", "loss", "learning_rate"])
-    eval_cols = sorted({k for r in evals for k in r}, key=lambda k: (k != "epoch", k))
+    # The task's primary metric last: the column dvc.yaml's plot of this file draws.
+    primary = f"eval_{task.primary_metric}"
+    eval_cols = sorted({k for r in evals for k in r}, key=lambda k: (k != "epoch", k == primary, k))
     write_csv(paths.plot("finetune_validation.csv"), evals, eval_cols or ["epoch"])
     write_json(paths.report("finetune"), report)
     return report

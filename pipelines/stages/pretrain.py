@@ -38,7 +38,7 @@ def run(params: Params, project: str) -> dict:
 
     impl = task.impl()
     device = resolve_device(params)
-    precision = resolve_precision(cfg.pretrain, device, f"{project}.pretrain")
+    precision = resolve_precision(cfg.pretrain, device, f"projects.{project}.pretrain")
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
     train_ds, eval_ds = impl.pretrain_datasets(dsd, cfg)

@@ -1,8 +1,10 @@
-"""What differs between the three tasks, kept in one place per task.
+"""What differs between the tasks, kept in one place per task.
 
 Stages ask :func:`get_task` for the task of a project and never branch on the task name.
-The light description here (canonical fields, metric names) imports nothing heavy; the model
-code lives in :mod:`pipelines.tasks.classification` and :mod:`pipelines.tasks.seq2seq`.
+The light description here (canonical fields, metrics, cleaning rules) imports nothing heavy; the
+model code lives in :mod:`pipelines.tasks.classification` and :mod:`pipelines.tasks.seq2seq`, and
+:mod:`pipelines.tasks.contract` says what such a module provides. docs/adding-a-task.md says how
+to add a task.
 """
 
 from __future__ import annotations
@@ -23,12 +25,29 @@ class TaskSpec:
     primary_metric: str
     # module holding the model code (build, train, predict)
     module: str
+    # what the model returns per input, under this key (predict, serving)
+    output_key: str
+    # the local metric module (pipelines/metrics) that scores its outputs, and the names of its
+    # results: scored on validation each epoch, reported on test (report name -> result name), and
+    # recorded as text (signatures, settings)
+    metric_module: str
+    validation_metrics: tuple[str, ...]
+    test_metrics: dict[str, str]
+    metric_records: tuple[str, ...] = ()
+    # the metric compares case-insensitively when the tokenizer lowercases
+    metric_lowercase: bool = False
+    # clean's rule for a pair of texts: "length_ratio" (the sides' lengths within
+    # clean.max_length_ratio), "shorter_target" (the target shorter than its input by
+    # clean.min_compression), or None (no pair)
+    pair_rule: str | None = None
     # optional list-valued field carried through (several references per example)
     extra_fields: dict[str, str] | None = None
 
     def impl(self):
-        """The task's model code (imports torch and transformers)."""
-        return importlib.import_module(self.module)
+        """The task's model code (imports torch and transformers), with the contract's defaults."""
+        from .contract import Implementation
+
+        return Implementation(importlib.import_module(self.module))
 
 
 TASKS = {
@@ -40,6 +59,10 @@ TASKS = {
         text_fields=("text",),
         primary_metric="accuracy",
         module="pipelines.tasks.classification",
+        output_key="label",
+        metric_module="classification_report",
+        validation_metrics=("accuracy", "macro_f1"),
+        test_metrics={"accuracy": "accuracy", "macro_f1": "macro_f1"},
     ),
     "translation": TaskSpec(
         name="translation",
@@ -49,6 +72,13 @@ TASKS = {
         text_fields=("source", "target"),
         primary_metric="bleu",
         module="pipelines.tasks.seq2seq",
+        output_key="translation",
+        metric_module="sacrebleu_scores",
+        validation_metrics=("bleu", "chrf"),
+        test_metrics={"bleu": "bleu", "chrf": "chrf", "bleu_brevity_penalty": "bp"},
+        metric_records=("bleu_signature", "chrf_signature"),
+        metric_lowercase=True,
+        pair_rule="length_ratio",
     ),
     "summarization": TaskSpec(
         name="summarization",
@@ -58,6 +88,12 @@ TASKS = {
         text_fields=("document", "summary"),
         primary_metric="rougeL",
         module="pipelines.tasks.seq2seq",
+        output_key="summary",
+        metric_module="rouge_scores",
+        validation_metrics=("rouge1", "rouge2", "rougeL", "rougeLsum"),
+        test_metrics={"rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL", "rougeLsum": "rougeLsum"},
+        metric_records=("lsum_sentence_split",),
+        pair_rule="shorter_target",
         extra_fields={"references": "references_field"},
     ),
 }

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import get_task
+
 logger = logging.getLogger(__name__)
 
 FAMILY = "encoder"  # tokenizer special tokens (see pipelines.tokenization)
@@ -175,22 +177,8 @@ def training_diagnostics(model, dsd, collator, cfg) -> dict:
     return {"validation_majority_prediction_share": share, "validation_cls_spread": spread}
 
 
-def trainer_class():
-    from transformers import Trainer
-
-    return Trainer
-
-
-def trainer_kwargs(tokenizers, cfg) -> dict:
-    return {}
-
-
-def eval_dataset(dsd, cfg):
-    return dsd["validation"]
-
-
 def metric_for_best_model(cfg) -> tuple[str, bool]:
-    return "accuracy", True
+    return get_task(cfg.task).primary_metric, True
 
 
 def compute_metrics_fn(dsd, tokenizers, cfg):
@@ -209,10 +197,6 @@ def compute_metrics_fn(dsd, tokenizers, cfg):
 
 
 # --------------------------------------------------------------------------- inference
-def save_decoding_settings(folder, cfg) -> None:
-    """Nothing to add to an exported classifier: it does not decode, and its config names the labels."""
-
-
 @torch.inference_mode()
 def predict(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128, device="cpu"):
     """Predicted label ids and their probabilities, in input order."""
@@ -383,9 +367,6 @@ class OrtClassifier:
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
 
-ORT_DECODING = None  # classification has no decoding: the ORT variants compute the same function
-
-
 def onnx_files(folder: Path) -> list[Path]:
     return [Path(folder) / "model.onnx"]
 
@@ -396,8 +377,3 @@ def ort_model(folder: Path, tokenizers, cfg):
     from transformers import AutoConfig
 
     return OrtClassifier(folder, AutoConfig.from_pretrained(str(folder)))
-
-
-def ort_latency_cfg(cfg):
-    """The settings under which PyTorch is timed for comparison with the ORT variants: the same."""
-    return cfg

@@ -32,8 +32,6 @@ PRETRAIN_KEYS = ("input_ids", "denoise_labels")
 FINETUNE_KEYS = ("input_ids", "attention_mask", "labels")
 FIGURE_NAME = "length_histogram.png"
 
-# What predict_texts returns per input, by task.
-OUTPUT_KEY = {"translation": "translation", "summarization": "summary"}
 
 
 # --------------------------------------------------------------------------- tokenizers and data
@@ -301,11 +299,6 @@ def trainer_class():
     return Seq2SeqTrainer
 
 
-def trainer_kwargs(tokenizers, cfg) -> dict:
-    # No processing_class: the tokenizers are saved by the tokenize stage, not in model folders.
-    return {}
-
-
 def eval_dataset(dsd, cfg):
     """The first validation examples: generating on every one each epoch would dominate training time."""
     val = dsd["validation"]
@@ -321,20 +314,19 @@ def decode(tokenizer, ids) -> list[str]:
 
 
 def score(task_name: str, predictions: list[str], references: list[list[str]], lowercase: bool = False) -> dict:
-    """BLEU / chrF (translation) or ROUGE (summarization) with the project's metric modules."""
+    """The task's metric module (BLEU / chrF, ROUGE...) on the predictions."""
     from ..metrics import load_metric
 
-    if task_name == "translation":
-        # A lowercasing tokenizer can only produce lowercase text: compare case-insensitively then.
-        return load_metric("sacrebleu_scores").compute(predictions=predictions, references=references,
-                                                       lowercase=lowercase)
-    return load_metric("rouge_scores").compute(predictions=predictions, references=references)
+    task = get_task(task_name)
+    # A lowercasing tokenizer can only produce lowercase text: compare case-insensitively then.
+    options = {"lowercase": lowercase} if task.metric_lowercase else {}
+    return load_metric(task.metric_module).compute(predictions=predictions, references=references, **options)
 
 
 def compute_metrics_fn(dsd, tokenizers, cfg):
     """Scores of greedy generations on the validation subset (the Trainer generates them)."""
     tok = target_tokenizer(tokenizers)
-    keys = ("bleu", "chrf") if cfg.task == "translation" else ("rouge1", "rouge2", "rougeL", "rougeLsum")
+    keys = get_task(cfg.task).validation_metrics
 
     def compute(eval_pred):
         preds, labels = eval_pred
@@ -433,7 +425,7 @@ def generate(model, tokenizers, texts: list[str], cfg, device="cpu", **overrides
 
 def predict_texts(model, tokenizers, texts: list[str], cfg, device="cpu") -> list[dict]:
     """Translations or summaries of raw texts (serving, latency measurements), in input order."""
-    key = OUTPUT_KEY[cfg.task]
+    key = get_task(cfg.task).output_key
     return [{key: t} for t in generate(model, tokenizers, texts, cfg, device)]
 
 
@@ -462,12 +454,8 @@ def evaluate_model(model, tokenizers, records: list[dict], cfg, device="cpu") ->
         return [len(x) for x in t_tok(strings, add_special_tokens=False)["input_ids"]]
 
     pred_len, ref_len = n_tokens(preds), n_tokens([r[0] for r in refs])
-    if cfg.task == "translation":
-        metrics = {"bleu": res["bleu"], "chrf": res["chrf"], "bleu_brevity_penalty": res["bp"]}
-        extra = {"bleu_signature": res["bleu_signature"], "chrf_signature": res["chrf_signature"]}
-    else:
-        metrics = {k: res[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")}
-        extra = {"lsum_sentence_split": res["lsum_sentence_split"]}
+    metrics = {name: res[key] for name, key in task.test_metrics.items()}
+    extra = {key: res[key] for key in task.metric_records}
     metrics |= {
         "prediction_length": float(np.mean(pred_len)),
         "reference_length": float(np.mean(ref_len)),
@@ -480,8 +468,9 @@ def evaluate_model(model, tokenizers, records: list[dict], cfg, device="cpu") ->
 
 
 def plot_rows(result: dict) -> tuple[list[dict], list[str]]:
-    """One row per test example: reference and prediction length in tokens (a scatter in dvc.yaml)."""
-    columns = ["reference_length", "prediction_length"]
+    """One row per test example: reference (actual) and prediction length in tokens, drawn as a
+    scatter by the task's plot template (.dvc/plots/<task>.json)."""
+    columns = ["actual", "predicted"]
     return [dict(zip(columns, pair)) for pair in result["lengths"]], columns
 
 
@@ -642,14 +631,20 @@ def build_student(teacher, settings):
     from ..compression import PRUNED_HEADS_KEY, copy_matching_weights, student_config
     from ..errors import ConfigError
 
-    shape = {"encoder_layers": settings.num_layers, "decoder_layers": settings.num_decoder_layers,
-             "d_model": settings.hidden_size, "encoder_attention_heads": settings.num_heads,
-             "decoder_attention_heads": settings.num_heads, "encoder_ffn_dim": settings.intermediate_size,
-             "decoder_ffn_dim": settings.intermediate_size}
+    if hasattr(teacher.config, "encoder_layers"):  # BART, MBart, Marian, Pegasus
+        shape = {"encoder_layers": settings.num_layers, "decoder_layers": settings.num_decoder_layers,
+                 "d_model": settings.hidden_size, "encoder_attention_heads": settings.num_heads,
+                 "decoder_attention_heads": settings.num_heads, "encoder_ffn_dim": settings.intermediate_size,
+                 "decoder_ffn_dim": settings.intermediate_size}
+        heads_keys = ("encoder_attention_heads", "decoder_attention_heads")
+    else:  # T5 and its kin: one head count; each head's width (d_kv) is its own setting
+        shape = {"num_layers": settings.num_layers, "num_decoder_layers": settings.num_decoder_layers,
+                 "d_model": settings.hidden_size, "num_heads": settings.num_heads, "d_ff": settings.intermediate_size}
+        heads_keys = ()
     config = student_config(teacher.config, shape)
-    if hasattr(config, "num_hidden_layers") and settings.num_layers is not None:
+    if hasattr(config, "encoder_layers") and hasattr(config, "num_hidden_layers") and settings.num_layers is not None:
         config.num_hidden_layers = config.encoder_layers
-    for heads in (config.encoder_attention_heads, config.decoder_attention_heads):
+    for heads in (getattr(config, k) for k in heads_keys):
         if config.d_model % heads:
             raise ConfigError(f"compress.distillation: student width {config.d_model} is not divisible by "
                               f"{heads} heads")
