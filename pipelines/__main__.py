@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=STAGES + ("check", "predict"),
                    help="stage to run, 'check' to validate params only, or 'predict' (see predict --help)")
-    p.add_argument("project", nargs="?", help="classification, translation or summarization")
+    p.add_argument("project", nargs="?", help="a project of params.yaml (under projects:)")
     p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
                    help="default: PIPELINES_LOG_LEVEL, else INFO")
@@ -107,7 +107,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="python -m pipelines predict", description=predict.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("project", help="a project of params.yaml (classification, translation or summarization)")
+    p.add_argument("project", help="a project of params.yaml (under projects:)")
     p.add_argument("input", help=".jsonl, .csv or .txt file of inputs (UTF-8)")
     p.add_argument("--model", help="export folder or MLflow model URI (default: models/<project>/export)")
     p.add_argument("--output", help="where to write predictions (default: <input>.predictions.jsonl)")
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         _start(args.log_level)
         params = load_params(args.params)
         if args.stage == "check":
-            print(f"{args.params}: OK ({', '.join(params.projects)})")
+            listed = "; ".join(f"{name}: {cfg.task}, preset {cfg.preset}" for name, cfg in params.projects.items())
+            print(f"{args.params}: OK ({listed})")
             return 0
         if not args.project:
             raise SystemExit("a project is required: python -m pipelines <stage> <project>")

@@ -146,6 +146,17 @@ def test_a_preset_is_laid_under_the_block_key_by_key(repo):
     assert cfg.compress.pruning.heads == base["compress"]["pruning"]["heads"]
 
 
+def test_check_lists_each_project_with_its_task_and_preset(tmp_path, repo):
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["projects"]["sentiment"] = {"task": "classification", "preset": "base", "finetune": {"epochs": 1}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "-m", "pipelines", "check"], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert "sentiment: classification, preset base" in proc.stdout and "translation: translation, preset demo" in \
+        proc.stdout
+
+
 def test_every_preset_is_valid_for_its_task(repo):
     from pipelines.config import load_presets
 

@@ -1,5 +1,5 @@
-"""`dvc repro` of the translation and summarization projects on tiny configs, offline: the builtin data
-and subsets of the real Multi30k and AESLC files given as local folders."""
+"""`dvc repro` of the translation and summarization projects on tiny configs, offline, on the builtin
+data (tests/test_seq2seq_sources.py gives them subsets of the real Multi30k and AESLC files)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.tiny import dvc, registry
-from tests.tiny import int8_only, make_repo_copy, tiny_params
+from tests.tiny import make_repo_copy, tiny_params
 
 
 def _subset(src: Path, dest: Path, sizes: dict[str, int]) -> Path:
@@ -74,34 +74,3 @@ def test_builtin_repro_evaluates_exports_and_registers(tmp_path, project, metric
     # the metrics file is declared to DVC
     shown = dvc(root, "metrics", "show", "--json")
     assert f"reports/{project}/evaluate.json" in shown.stdout
-
-
-def test_multi30k_subset_through_local_folder(tmp_path, shared_data):
-    src = _subset(shared_data / "translation/multi30k_en_de", tmp_path / "multi30k",
-                  {"train": 300, "validation": 30, "test": 30})
-    params = tiny_params(["translation"], translation__data__source=str(src))
-    params["tracking"]["register_model"] = False
-    root = make_repo_copy(tmp_path / "repo", int8_only(params))
-    dvc(root, "repro", "evaluate@translation")
-    split = _report(root, "translation", "split")
-    assert split["rows"]["test"] <= 30 and split["rows"]["train"] >= 250
-    ev = _report(root, "translation", "evaluate")
-    assert ev["examples"] == split["rows"]["test"]
-    assert 0.0 <= ev["full"]["bleu"] <= 100.0 and ev["full"]["chrf"] > 0.0
-
-
-def test_aeslc_subset_scores_against_every_reference(tmp_path, shared_data):
-    src = _subset(shared_data / "summarization/aeslc", tmp_path / "aeslc",
-                  {"train": 200, "validation": 20, "test": 20})
-    params = tiny_params(["summarization"], summarization__data__source=str(src),
-                         summarization__data__references_field="references")
-    params["projects"]["summarization"]["tokenizer"]["max_length"] = 128
-    params["tracking"]["register_model"] = False
-    root = make_repo_copy(tmp_path / "repo", int8_only(params))
-    dvc(root, "repro", "evaluate@summarization")
-    test_rows = [json.loads(x) for x in (root / "data/summarization/splits/test.jsonl").read_text().splitlines()]
-    # the three human subject lines of AESLC's test file travel with each example
-    assert all(len(r.get("references") or []) >= 1 for r in test_rows)
-    ev = _report(root, "summarization", "evaluate")
-    assert ev["examples"] == len(test_rows)
-    assert 0.0 <= ev["full"]["rougeL"] <= 100.0

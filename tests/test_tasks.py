@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.config import TASK_CLASSES
 from pipelines.tasks import TASKS, get_task
-from pipelines.tasks.contract import REQUIRED, Defaults
+from pipelines.tasks.contract import Defaults
 
 REPO = Path(__file__).resolve().parents[1]
 
