@@ -67,11 +67,6 @@ def tiny_params(projects=("classification",), size: int = 240, **overrides) -> d
     return out
 
 
-def project_block(params: dict, project: str) -> dict:
-    """The block of one project in a params mapping."""
-    return params["projects"][project]
-
-
 def int8_only(params: dict) -> dict:
     """Compress with int8 of the full model only, for tests about something else (data sources,
     resuming): no pruned or student variant and no ONNX export, each of which costs seconds."""
