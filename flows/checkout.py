@@ -348,6 +348,10 @@ def run_summary(root: Path, project: str, outcomes: list[StageOutcome], pushed: 
         "champion_moved": bool(exported and export.get("champion_moved")),
         "champion_version": export.get("champion_version"),
         "champion_reason": export.get("reason") or export.get("registry_error"),
+        "champion_scored": export.get("champion_scored"),
+        "previous_champion": export.get("previous_champion"),
+        "previous_champion_score": export.get("previous_champion_score"),
+        "data_change": (read_report(root, project, "data_change") or None) if exported else None,
         "dvc_push": pushed,
     }
 
@@ -390,4 +394,38 @@ def summary_markdown(summary: dict) -> str:
               f"| `champion` | {champion} |"]
     if summary.get("dvc_push"):
         lines.append(f"| DVC | {summary['dvc_push']} |")
+    if summary.get("champion_scored") == "rescored":
+        lines += ["", f"The champion (version {summary['previous_champion']}) was scored on other test data; on this "
+                      f"run's test split it scores {_fmt(summary['previous_champion_score'])}."]
+    lines += data_change_markdown(summary.get("data_change"))
     return "\n".join(lines) + "\n"
+
+
+def data_change_markdown(change: dict | None) -> list[str]:
+    """The data-change report of export (reports/<project>/data_change.json) as markdown lines."""
+    if not change:
+        return []
+    lines = ["", "## What changed in the data since the champion", ""]
+    if "rows" not in change:
+        return lines + [change.get("note", "not compared")]
+    rows = change["rows"]
+    lines += [f"Against champion version {change['champion_version']}: {rows['added']} rows added, "
+              f"{rows['removed']} removed ({rows['champion']} -> {rows['now']} rows, "
+              f"{rows['changed_share']:.0%} changed).", "", "| what | champion | now | shift |", "| --- | --- | --- | --- |"]
+    if "labels" in change:
+        labels = change["labels"]
+        lines.append(f"| labels | {_counts(labels['champion'])} | {_counts(labels['now'])} | {labels['shift']:.3f} |")
+    for name, stats in change.get("lengths", {}).items():
+        lines.append(f"| median length of {name} | {_fmt(stats['champion_median'])} | {_fmt(stats['now_median'])} | "
+                     f"{stats['shift']:.3f} |")
+    tok = change.get("tokenizer", {})
+    lines += ["", (f"The champion's tokenizer splits {tok['share']:.2%} of the new text's {tok['pieces']} pieces into "
+                   "unknown or byte pieces." if "share" in tok else f"Tokenizer check skipped: {tok.get('skipped')}.")]
+    flags = change.get("flags") or []
+    lines += ["", "**Flagged:**" if flags else "Nothing above the thresholds of `export.data_change`."]
+    lines += [f"- {flag}" for flag in flags]
+    return lines
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in counts.items())

@@ -1,6 +1,6 @@
 """Has anything changed since the champion was trained? Compares the lineage tags the export stage
 put on the champion version (``data.raw.sha256``, ``params.sha256``) with the same hashes of the
-checkout now, computed by the export stage's own function so the two can never disagree.
+checkout now, computed by the same function (pipelines.lineage) so the two can never disagree.
 
     python -m flows.lineage <project>     # in the checkout, after ingest; prints one JSON object
 
@@ -20,11 +20,11 @@ LABELS = {"data.raw.sha256": "source data (data/<project>/raw)", "params.sha256"
 
 def compare(project: str, params_file: str = "params.yaml") -> dict:
     """The champion's lineage against the checkout's: ``changed`` and the reasons, in words."""
-    from pipelines import tracking
+    from pipelines import registry, tracking
     from pipelines.config import load_params
     from pipelines.errors import DataError
+    from pipelines.lineage import lineage
     from pipelines.paths import ProjectPaths
-    from pipelines.stages.export import lineage
 
     params = load_params(params_file)
     paths = ProjectPaths.of(project)
@@ -32,7 +32,7 @@ def compare(project: str, params_file: str = "params.yaml") -> dict:
         raise DataError(f"{paths.raw} does not exist; run `dvc repro --single-item ingest@{project}` first")
     current = lineage(params, project, paths)
     name = tracking.registered_name(params, project)
-    champion = tracking.version_info(name, tracking.CHAMPION)
+    champion = registry.version_info(name, registry.CHAMPION)
     result = {"registered_model": name, "current": current, "champion_version": None, "champion_run_id": None,
               "champion_lineage": {}}
     if champion is None:

@@ -3,6 +3,7 @@
     python -m pipelines <stage> <project> [--params params.yaml]
     python -m pipelines check [--params params.yaml]
     python -m pipelines predict <project> INPUT [--model DIR_OR_URI] [--output PATH]
+    python -m pipelines registry <project> [promote VERSION | rollback] [--reason TEXT] [--json]
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def _quiet_environment() -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=STAGES + ("check", "predict"),
-                   help="stage to run, 'check' to validate params only, or 'predict' (see predict --help)")
+    p.add_argument("stage", choices=STAGES + ("check", "predict", "registry"),
+                   help="stage to run, 'check' to validate params only, 'predict' or 'registry' (see their --help)")
     p.add_argument("project", nargs="?", help="a project of params.yaml (under projects:)")
     p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
@@ -118,10 +119,59 @@ def build_predict_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_registry_parser() -> argparse.ArgumentParser:
+    from . import registry
+
+    p = argparse.ArgumentParser(prog="python -m pipelines registry", description=registry.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("project", help="a project of params.yaml (under projects:)")
+    p.add_argument("action", nargs="?", choices=("history", "promote", "rollback"), default="history",
+                   help="history (default): every version and each move of its aliases; promote VERSION: move "
+                        "champion to it by hand; rollback: move champion back to the version before")
+    p.add_argument("version", nargs="?", type=int, help="the version to promote")
+    p.add_argument("--reason", default="", help="why champion is moved by hand (required; recorded in the history)")
+    p.add_argument("--json", action="store_true", help="print the history as JSON")
+    p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
+                   help="default: PIPELINES_LOG_LEVEL, else INFO")
+    return p
+
+
+def registry_main(argv: list[str]) -> int:
+    parser = build_registry_parser()
+    args = parser.parse_args(argv)
+    if args.action == "promote" and args.version is None:
+        parser.error("promote needs the VERSION to move champion to")
+    if args.action != "promote" and args.version is not None:
+        parser.error(f"{args.action} takes no version")
+
+    def run() -> int:
+        _start(args.log_level or "WARNING")
+        from . import registry
+        from .config import load_params
+
+        params = load_params(args.params)
+        params.project(args.project)  # a project params.yaml does not have is named, with the ones it has
+        if args.action == "history":
+            found = registry.history(params, args.project)
+            print(json.dumps(found, indent=2) if args.json else registry.format_history(found))
+            return 0
+        if args.action == "promote":
+            result = registry.promote(params, args.project, args.version, args.reason)
+        else:
+            result = registry.rollback(params, args.project, args.reason)
+        print(json.dumps(result, indent=2))
+        return 0
+
+    return _guarded(run)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
+    if argv[:1] == ["registry"]:
+        return registry_main(argv[1:])
     args = build_parser().parse_args(argv)
     from .config import load_params
 

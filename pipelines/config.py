@@ -111,9 +111,21 @@ class DataConfig(Strict):
     builtin_size: Annotated[int, Field(ge=50, le=1_000_000)] = 4000
     # Replace undecodable bytes (and count them) or stop with an error.
     on_bad_utf8: Literal["replace", "error"] = "replace"
+    # A fixed evaluation set (a local file or folder, with the same columns as the source): it is the
+    # test split whatever the source holds, so every version is scored on the same examples across
+    # data changes; rows of the source that repeat one of its texts are kept out of train and validation.
+    eval_source: str | None = None
 
     @model_validator(mode="after")
     def _check_source(self, info: ValidationInfo):
+        if self.eval_source is not None:
+            ev = self.eval_source.strip()
+            if not ev or ev == "builtin" or ev.startswith("hf:"):
+                raise ValueError(f"data.eval_source {self.eval_source!r} must be a local file or folder of examples "
+                                 "(remove the key to carve the test split from data.source)")
+            if _check_paths(info) and not Path(ev).expanduser().exists():
+                raise ValueError(f"data.eval_source {ev!r} does not exist; give a .jsonl/.json/.csv/.parquet file or a "
+                                 "folder of them with the same columns as data.source")
         src = self.source.strip()
         if not src:
             raise ValueError("data.source is empty; use 'builtin', a local path or 'hf:<dataset id>'")
@@ -396,6 +408,16 @@ class GenerationEvaluateConfig(EvaluateConfig):
 EXPORTABLE = ("full", "int8", "pruned", "pruned_int8", "student", "student_int8")
 
 
+class DataChangeConfig(Strict):
+    # What a retraining flags in its report of the data since the champion (reports/<p>/data_change.json).
+    # Rows added plus removed, as a share of the champion's rows.
+    rows_changed: Annotated[float, Field(ge=0)] = 0.25
+    # Total variation distance between the label (or length) distributions: 0 the same, 1 disjoint.
+    distribution_shift: Annotated[float, Field(ge=0, le=1)] = 0.1
+    # Share of the new text's pieces that the champion's tokenizer has no piece for (unknown or bytes).
+    unknown_pieces: Annotated[float, Field(ge=0, le=1)] = 0.02
+
+
 class ExportConfig(Strict):
     # Which variant compress made is exported and registered, or the most accurate one whose batch-1
     # CPU latency (median, measured by compress) is within latency_budget_ms.
@@ -405,6 +427,10 @@ class ExportConfig(Strict):
     onnx: bool = True
     onnx_opset: Annotated[int, Field(ge=14, le=23)] = 18
     onnx_atol: PositiveFloat = 1e-4
+    # A champion whose model cannot be loaded to score it on the new test data (deleted artifacts,
+    # an incompatible format) is kept, or replaced by the new version; the reason says which.
+    unloadable_champion: Literal["keep", "promote"] = "keep"
+    data_change: DataChangeConfig = DataChangeConfig()
 
     @model_validator(mode="after")
     def _budget(self):

@@ -149,21 +149,27 @@ def validate_texts(values: list, max_chars: int) -> list[str]:
     return out
 
 
+def export_settings(folder: Path):
+    """The export's ``export.json`` and the project settings it was trained and decodes with."""
+    from .config import parse_params
+
+    info = json.loads((Path(folder) / EXPORT_INFO).read_text())
+    settings = dict(info["settings"])
+    # The training machine's data source need not exist where the model is served.
+    settings["data"] = {**settings["data"], "source": "builtin", "eval_source": None}
+    return info, parse_params({"projects": {info["project"]: settings}}).project(info["project"])
+
+
 class TextModel(mlflow.pyfunc.PythonModel):
     """Loads the exported transformers model and its tokenizer(s) and predicts on raw text."""
 
     def load_context(self, context):
         from .compression import load_hf_model
-        from .config import parse_params
         from .tasks import get_task
         from .tokenization import load_tokenizers
 
         folder = Path(context.artifacts["export"])
-        self.info = json.loads((folder / EXPORT_INFO).read_text())
-        settings = dict(self.info["settings"])
-        # The training machine's data source need not exist where the model is served.
-        settings["data"] = {**settings["data"], "source": "builtin"}
-        self.cfg = parse_params({"projects": {self.info["project"]: settings}}).project(self.info["project"])
+        self.info, self.cfg = export_settings(folder)
         task = get_task(self.info["task"])
         self.task = task.name
         self.column = task.input_field

@@ -87,6 +87,9 @@ SETTINGS = {s.name: s for s in (
             "retries of a failed stage in a flow"),
     Setting("PIPELINES_FLOW_RETRY_DELAY", "30", "seconds, 0 or more", _float_at_least(0.0),
             "wait between retries of a stage in a flow"),
+    Setting("PIPELINES_REGISTRY_SETTLE_SECONDS", "2", "seconds, 0 or more", _float_at_least(0.0),
+            "wait before an export re-reads the champion alias it set on a tracking server (another "
+            "machine's export may have set it at the same moment)"),
 )}
 
 

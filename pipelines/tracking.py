@@ -1,4 +1,5 @@
-"""The one module that talks to MLflow: runs, metrics, artifacts, and the model registry.
+"""The one module that talks to MLflow about runs: the store, runs, metrics and artifacts (the
+registry's champion rule is in registry.py).
 
 By default runs go to a SQLite store in the project folder (``mlflow.db``); set
 ``MLFLOW_TRACKING_URI`` to use an ``mlflow server`` instead.
@@ -7,25 +8,18 @@ By default runs go to a SQLite store in the project folder (``mlflow.db``); set
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import re
-import stat
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from .errors import TrackingError
 from .paths import repo_root
 
 logger = logging.getLogger(__name__)
-
-CANDIDATE = "candidate"
-CHAMPION = "champion"
-
 
 # MLflow's own HTTP settings (read on every request), unless the user set them. MLflow's defaults
 # (120 s per attempt, 7 retries with doubling back-off) hold a stage about 9 minutes when the server
@@ -67,7 +61,7 @@ def display_uri() -> str:
     return redact(tracking_uri())
 
 
-def _is_server(uri: str) -> bool:
+def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
@@ -127,7 +121,7 @@ def tracking_failure(what: str, exc: BaseException) -> TrackingError:
         return TrackingError(
             f"MLflow at {uri} refused {what} ({reason}). Check the credentials: user:password in "
             "MLFLOW_TRACKING_URI, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
-    if _is_server(tracking_uri()) and _unreachable(exc):
+    if is_server(tracking_uri()) and _unreachable(exc):
         retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
         return TrackingError(
             f"MLflow tracking server {uri} does not answer ({reason}; MLflow gave up after "
@@ -178,10 +172,58 @@ def configure() -> str:
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     import mlflow
 
-    if _is_server(uri):
+    if is_server(uri):
         _check_server(uri)
+    elif uri == f"sqlite:///{repo_root() / 'mlflow.db'}":  # the project's own store
+        relocate(repo_root() / "mlflow.db")
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+# Where MLflow's SQLite schema records artifact locations (as absolute paths or file: URIs).
+LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                    ("model_versions", "source"))
+
+
+def relocate(db: Path) -> list[str]:
+    """Make the project's own store follow the project when it is copied or moved.
+
+    MLflow turns every local artifact location into an absolute path, so a copy of the project
+    would read its models from, and log new runs into, the original's ``mlruns/``. The project's
+    store keeps its artifacts in ``mlruns/`` beside ``mlflow.db``; any recorded location in an
+    ``mlruns/`` folder elsewhere is pointed at the one beside the database now. Returns the
+    folders it moved away from (none when the store is where it was made)."""
+    import sqlite3
+
+    if not db.is_file():
+        return []
+    here = str(db.resolve().parent / "mlruns")
+    con = sqlite3.connect(db, timeout=60)
+    try:
+        try:
+            locations = [row[0] for row in con.execute("SELECT artifact_location FROM experiments")]
+        except sqlite3.DatabaseError:  # not (yet) an MLflow store
+            return []
+        old = set()
+        for loc in locations:
+            path = (loc or "").removeprefix("file://")
+            cut = (path + "/").find("/mlruns/")
+            if path.startswith("/") and cut >= 0 and path[:cut] + "/mlruns" != here:
+                old.add(path[:cut] + "/mlruns")
+        with con:
+            for prefix in sorted(old):
+                for was, now in ((f"file://{prefix}", f"file://{here}"), (prefix, here)):
+                    for table, column in LOCATION_COLUMNS:
+                        con.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
+                                    f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                                    (now, len(was) + 1, was, len(was) + 1, was + "/"))
+    finally:
+        con.close()
+    for prefix in sorted(old):
+        logger.info("the project's MLflow store was made in %s; its artifact locations now point at %s",
+                    prefix, here)
+    return sorted(old)
 
 
 def experiment_name(params, project: str) -> str:
@@ -220,7 +262,7 @@ def run(params, project: str, *, run_id: str | None = None, run_name: str | None
 
     configure()
     with reporting("starting the run"):
-        mlflow.set_experiment(experiment_name(params, project))
+        _set_experiment(experiment_name(params, project))
         if superseded_run_id and superseded_run_id != run_id:
             _close_superseded(superseded_run_id)
         if run_id and not _resumable(run_id):
@@ -239,6 +281,24 @@ def run(params, project: str, *, run_id: str | None = None, run_name: str | None
         raise
     with reporting("finishing the run"):
         mlflow.end_run()
+
+
+def _set_experiment(name: str) -> None:
+    """Make ``name`` the active experiment. A new experiment of a SQLite store keeps its artifacts in
+    ``mlruns/`` beside the database, not in the working directory, so a store in another folder
+    (a test's, a second project's) holds its own files."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
+        folder = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns" / name
+        try:
+            mlflow.create_experiment(name, artifact_location=folder.as_uri())
+        except MlflowException as exc:  # created by a stage running at the same moment
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+    mlflow.set_experiment(name)
 
 
 def _lookup_run(run_id: str):
@@ -419,179 +479,6 @@ def trainer_callback(prefix: str = ""):
                 self._stop(args, state)
 
     return MlflowLogs()
-
-
-# --------------------------------------------------------------------------- registry
-def lock_dir() -> Path:
-    """A folder for lock files that only this user can write: a lock file in a shared folder such as
-    /tmp could be planted as a link to another file, which opening it would then follow."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and _private(Path(runtime)):
-        base = Path(runtime)
-    else:  # unset, or not this user's (after su): a folder of our own under the temporary folder
-        base = Path(tempfile.gettempdir()) / f"nlp-pipelines-{os.getuid()}"
-        _make_private(base)
-    folder = base / "nlp-pipelines-locks"
-    _make_private(folder)
-    return folder
-
-
-def _private(path: Path) -> bool:
-    info = os.lstat(path)
-    return not stat.S_ISLNK(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
-
-
-def _make_private(folder: Path) -> None:
-    """Create ``folder`` as 0700 (whatever the umask), or check that an existing one is ours alone."""
-    try:
-        folder.mkdir(mode=0o700)
-        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-    except FileExistsError:
-        pass
-    if not _private(folder):
-        raise TrackingError(f"lock folder {folder} is a link, not owned by this user, or writable by others; "
-                            "remove it (it holds only lock files) and re-run")
-
-
-@contextlib.contextmanager
-def _registry_lock(name: str) -> Iterator[None]:
-    """Serialise champion decisions of exports on this machine (two at once must not both win)."""
-    path = lock_dir() / f"{name}.lock"
-    # No O_TRUNC (the file's content is never touched) and no following a link put in its place.
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise TrackingError(f"cannot open the registry lock {path} ({exc.strerror}); if it is a link, remove it "
-                            "and re-run") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-EXPORT_STATUS = "export_status"
-ABANDONED_NOTE = ("[abandoned: the export that registered this version was stopped before its champion "
-                  "decision; it was never compared with the champion. Delete it, or re-run the export.]")
-
-
-def _mark_abandoned_versions(client, name: str, current: str) -> None:
-    """Versions an earlier export left behind: created (tagged ``export_status: incomplete``) but
-    never completed, because the export was killed before its champion decision.
-
-    They are tagged ``export_status: abandoned`` with a note in front of their description, so no
-    one mistakes them for vetted models; the champion is only ever moved to a completed version.
-    Called under the registry lock: an export still running on this machine waits for the lock
-    before it completes its version (and then sets it complete again), so the tag is re-read just
-    before it is written."""
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except Exception:  # a registry without the model yet
-        return
-    for v in versions:
-        if v.version == current or (v.tags or {}).get(EXPORT_STATUS) != "incomplete":
-            continue
-        fresh = client.get_model_version(name, v.version)
-        if (fresh.tags or {}).get(EXPORT_STATUS) != "incomplete":
-            continue
-        client.set_model_version_tag(name, v.version, EXPORT_STATUS, "abandoned")
-        client.update_model_version(name, v.version, description=f"{ABANDONED_NOTE} {fresh.description or ''}".strip())
-        logger.warning("registered model %s version %s was left by an export that did not finish; marked "
-                       "export_status=abandoned (delete it in the MLflow UI if you like)", name, v.version)
-
-
-def log_and_register(params, project: str, run_id: str, *, python_model, artifacts: dict[str, str],
-                     code_paths: list[str], pip_requirements: list[str], metric_name: str, metric_value: float,
-                     test_data_hash: str, description: str, version_tags: dict[str, str],
-                     score_champion: Callable[[str], float] | None = None, signature=None) -> dict:
-    """Log the model as a pyfunc in the run, register a version, set `candidate`, maybe move `champion`.
-
-    ``python_model`` is a PythonModel, or the path of a models-from-code file (nothing pickled);
-    ``signature`` is the input the served model declares (an MLflow ModelSignature), if any.
-
-    `champion` moves to the new version only if its metric is at least the champion's on the same
-    test data. When the champion was scored on other test data, ``score_champion(model_uri)``
-    re-scores it on this data; without it the champion stays.
-    """
-    import mlflow
-    from mlflow import MlflowClient
-
-    configure()
-    name = registered_name(params, project)
-    client = MlflowClient()
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=python_model, artifacts=artifacts, code_paths=code_paths,
-            pip_requirements=pip_requirements, signature=signature,
-        )
-    try:
-        client.get_registered_model(name)
-    except Exception:
-        try:
-            client.create_registered_model(name, description=f"{project} model of the NLP pipeline")
-        except Exception as exc:  # a concurrent export may have created it
-            if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
-                raise
-    tags = {**version_tags, "metric_name": metric_name, "metric_value": repr(float(metric_value)),
-            "test_data_hash": test_data_hash}
-    # The version is created already tagged incomplete, in one call, so an export killed before the
-    # end leaves a version that says what it is; the tag turns complete once the aliases are decided.
-    mv = client.create_model_version(name, info.model_uri, run_id=run_id, description=description,
-                                     tags={**{k: str(v) for k, v in tags.items()}, EXPORT_STATUS: "incomplete"})
-    client.set_registered_model_alias(name, CANDIDATE, mv.version)
-
-    with _registry_lock(name):
-        _mark_abandoned_versions(client, name, mv.version)
-        previous = None
-        try:
-            previous = client.get_model_version_by_alias(name, CHAMPION)
-        except Exception:
-            previous = None
-        moved, reason, champion_score = False, "", None
-        if previous is None:
-            moved, reason = True, "no champion yet"
-        else:
-            ptags = previous.tags or {}
-            if ptags.get("test_data_hash") == test_data_hash and ptags.get("metric_name") == metric_name:
-                champion_score = float(ptags["metric_value"])
-            elif score_champion is not None:
-                champion_score = float(score_champion(f"models:/{name}/{previous.version}"))
-            if champion_score is None:
-                reason = "champion was scored on other test data and cannot be re-scored; kept"
-            elif float(metric_value) >= champion_score:
-                moved, reason = True, f"{metric_name} {metric_value:.4f} >= champion's {champion_score:.4f}"
-            else:
-                reason = f"{metric_name} {metric_value:.4f} < champion's {champion_score:.4f}"
-        if moved:
-            client.set_registered_model_alias(name, CHAMPION, mv.version)
-        client.set_model_version_tag(name, mv.version, EXPORT_STATUS, "complete")
-        client.update_model_version(name, mv.version, description=description)  # if another export marked it
-    champion = client.get_model_version_by_alias(name, CHAMPION)
-    result = {
-        "registered_model": name, "version": int(mv.version), "model_uri": info.model_uri,
-        "champion_moved": moved, "champion_version": int(champion.version), "reason": reason,
-        "previous_champion": int(previous.version) if previous is not None else None,
-        "previous_champion_score": champion_score,
-    }
-    logger.info("registered %s version %s; champion %s (%s)", name, mv.version,
-                "moved" if moved else "kept", reason)
-    return result
-
-
-def version_info(name: str, alias: str) -> dict | None:
-    """A registered version by alias, as a plain dict, or None."""
-    from mlflow import MlflowClient
-
-    configure()
-    try:
-        mv = MlflowClient().get_model_version_by_alias(name, alias)
-    except Exception:
-        return None
-    return {"version": int(mv.version), "run_id": mv.run_id, "tags": dict(mv.tags or {}),
-            "description": mv.description}
 
 
 def load_pyfunc(uri: str):

@@ -45,3 +45,16 @@ def classification_repo(tmp_path_factory) -> Path:
     root = make_repo_copy(tmp_path_factory.mktemp("e2e-cls"), tiny_params(["classification"]))
     dvc(root, "repro")
     return root
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1 with its own store, shared by the tests of one module."""
+    from tests.tiny import MlflowServer
+
+    srv = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

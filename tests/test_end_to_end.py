@@ -42,6 +42,27 @@ def test_registry_has_candidate_and_champion(classification_repo):
     assert tags["metric_name"] == "accuracy" and "test_data_hash" in tags and "data.raw.sha256" in tags
 
 
+def test_export_writes_a_model_card_and_the_data_profile(classification_repo):
+    root = classification_repo
+    export = root / "models/classification/export"
+    card = (export / "README.md").read_text()
+    info = json.loads((export / "export.json").read_text())
+    variants = json.loads((root / "reports/classification/variants.json").read_text())["variants"]
+    assert card.startswith("# classification: classification model")
+    assert f"test split hash: `{info['test_data_hash']}`" in card
+    for name in variants:
+        assert f"| {name}" in card
+    assert "| finetune.learning_rate |" in card and "## Intended use and limits" in card
+    profile = json.loads((export / "data_profile.json").read_text())
+    split = json.loads((root / "reports/classification/split.json").read_text())
+    assert profile["rows"] == split["rows"] and profile["tokenizer_trained_here"] is True
+    assert (export / "data_rows.txt.gz").exists()
+    # The first export had no champion to compare the data with.
+    change = json.loads((root / "reports/classification/data_change.json").read_text())
+    assert change in ({"champion_version": None, "note": "no champion to compare with", "flags": []},
+                      {**change, "champion_version": 1})
+
+
 def test_mlflow_run_holds_params_curves_metrics_and_lineage(classification_repo):
     root = classification_repo
     run_id = json.loads((root / "reports/classification/finetune.json").read_text())["mlflow_run_id"]

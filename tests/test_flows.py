@@ -456,6 +456,49 @@ def test_changed_data_or_params_make_retraining_go_ahead(checkout):
     assert any(r.startswith("params") for r in verdict["reasons"])
 
 
+def _retrain_on_more_data(worker, checkout, extra: int, **settings) -> tuple[dict, str]:
+    """The source gains rows (and the finetune block takes ``settings``); the deployed retraining
+    runs. Returns export's report and the run's artifact."""
+    source = Path(yaml.safe_load((checkout / "params.yaml").read_text())["projects"][PROJECT]["data"]["source"])
+    write_reviews(source, extra=extra)
+    co.apply_overrides(checkout, PROJECT, {f"projects.{PROJECT}.finetune.{k}": v for k, v in settings.items()})
+    flow_run = run_deployed(worker)
+    assert flow_run.state.is_completed() and flow_run.state.name == "Completed", flow_run.state.message
+    assert "retrain" in flow_run.name
+    report = json.loads((checkout / f"reports/{PROJECT}/export.json").read_text())
+    return report, artifact_markdown(flow_run.id, f"{PROJECT}-pipeline-run")
+
+
+def test_retraining_on_new_data_rescores_the_champion_and_moves_it_only_for_a_model_as_good(deployed, worker,
+                                                                                            checkout):
+    """New rows in the source change the test split, so the champion's recorded metric cannot be
+    compared: export scores the champion's model on the new split first. A model that learns moves
+    champion; a model that cannot learn (learning rate 1e-9) leaves it, with the reason."""
+    if not (checkout / f"reports/{PROJECT}/export.json").exists():  # run alone (-k): train a real champion first
+        run_deployed(worker, force=True)
+    before = registry(checkout)["aliases"]["champion"]
+    good, markdown = _retrain_on_more_data(worker, checkout, extra=60, learning_rate=0.003, epochs=10)
+    assert good["champion_scored"] == "rescored" and good["previous_champion"] == before
+    assert good["champion_moved"], good["reason"]
+    assert "re-scored on this test data" in good["reason"]
+    assert f"moved to version {good['version']}" in markdown and "re-scored" in markdown
+    assert f"The champion (version {before}) was scored on other test data" in markdown
+    assert "## What changed in the data since the champion" in markdown and " rows added, " in markdown
+    change = json.loads((checkout / f"reports/{PROJECT}/data_change.json").read_text())
+    assert change["champion_version"] == before and change["rows"]["added"] > 0
+    assert change["tokenizer"]["texts"] == change["rows"]["added"]
+    tags = tiny.registry(checkout, PROJECT)["tags"][str(good["version"])]
+    assert tags["decision"] == "moved" and tags["decision.champion_scored"] == "rescored"
+    card = (checkout / f"models/{PROJECT}/export/README.md").read_text()
+    assert f"test split hash: `{tags['test_data_hash']}`" in card and "## Intended use and limits" in card
+
+    worse, markdown = _retrain_on_more_data(worker, checkout, extra=100, learning_rate=1e-9)
+    assert worse["champion_scored"] == "rescored" and worse["previous_champion"] == good["version"]
+    assert not worse["champion_moved"] and "< champion's" in worse["reason"], worse
+    assert f"stayed at version {good['version']}" in markdown and worse["reason"] in markdown
+    assert registry(checkout)["aliases"] == {"candidate": worse["version"], "champion": good["version"]}
+
+
 def test_failing_stage_fails_the_flow_with_its_own_error(worker, tmp_path):
     source = write_reviews(tmp_path / "broken.jsonl", n=60)
     source.write_text(source.read_text() + "{not json\n")

@@ -9,7 +9,7 @@ import os
 import mlflow
 import pytest
 
-from pipelines import tracking
+from pipelines import registry, tracking
 from pipelines.config import parse_params
 from pipelines.errors import TrackingError
 
@@ -29,13 +29,14 @@ def store(tmp_path, monkeypatch):
 PARAMS = parse_params({"projects": {"classification": {"task": "classification"}}})
 
 
-def export(score: float, test_hash: str = "h1", score_champion=None) -> dict:
-    with tracking.run(PARAMS, "classification", run_name="t") as run_id:
+def export(score: float, test_hash: str = "h1", score_champion=None, unloadable: str = "keep", params=None) -> dict:
+    params = params or PARAMS
+    with tracking.run(params, "classification", run_name="t") as run_id:
         pass
-    return tracking.log_and_register(
-        PARAMS, "classification", run_id, python_model=Constant(), artifacts={}, code_paths=[],
+    return registry.register(
+        params, "classification", run_id, python_model=Constant(), artifacts={}, code_paths=[],
         pip_requirements=["mlflow"], metric_name="accuracy", metric_value=score, test_data_hash=test_hash,
-        description="test", version_tags={}, score_champion=score_champion)
+        description="test", version_tags={}, score_champion=score_champion, unloadable_champion=unloadable)
 
 
 def aliases():
@@ -58,6 +59,121 @@ def test_other_test_data_is_rescored_not_compared_blindly(store):
     assert not kept["champion_moved"] and "other test data" in kept["reason"]
     rescored = export(0.80, test_hash="new", score_champion=lambda uri: 0.75)
     assert rescored["champion_moved"] and rescored["previous_champion_score"] == 0.75
+
+
+def test_an_unloadable_champion_is_never_replaced_silently(store):
+    export(0.90, test_hash="old")
+
+    def gone(uri):
+        raise registry.ChampionUnloadable("its artifacts cannot be downloaded: No such file")
+
+    kept = export(0.95, test_hash="new", score_champion=gone)
+    assert not kept["champion_moved"] and kept["champion_scored"] == "unloadable"
+    assert "could not be loaded" in kept["reason"] and "No such file" in kept["reason"]
+    assert "kept it (export.unloadable_champion: keep)" in kept["reason"]
+    promoted = export(0.95, test_hash="new", score_champion=gone, unloadable="promote")
+    assert promoted["champion_moved"] and "promoted this version" in promoted["reason"]
+    assert aliases() == {"candidate": 3, "champion": 3}
+
+
+def test_a_champion_without_its_export_folder_is_reported_unloadable(store, tmp_path):
+    """What export's scorer meets when a version's files are gone or are not an exported model."""
+    from pipelines.stages.export import ChampionExports
+
+    export(0.90)
+    champions = ChampionExports(tmp_path / "scratch")
+    with pytest.raises(registry.ChampionUnloadable, match="has no export folder"):
+        champions.folder("models:/classification/1")
+    with pytest.raises(registry.ChampionUnloadable, match="cannot be downloaded"):
+        champions.folder("models:/classification/7")
+
+
+def test_the_registry_remembers_every_move_and_why(store):
+    export(0.70)
+    export(0.60)
+    export(0.80, test_hash="new", score_champion=lambda uri: 0.65)
+    client = mlflow.MlflowClient()
+    v3 = client.get_model_version("classification", "3").tags
+    assert v3["decision"] == "moved" and v3["decision.champion_score"] == "0.65"
+    assert v3["decision.champion_scored"] == "rescored" and v3["decision.compared_with_version"] == "1"
+    assert "re-scored on this test data" in v3["decision.reason"]
+    assert client.get_model_version("classification", "2").tags["decision"] == "kept"
+    moves = [(e["alias"], e["version"], e["previous"]) for e in registry.events(client, "classification")]
+    assert moves == [("candidate", 1, None), ("champion", 1, None), ("candidate", 2, 1), ("candidate", 3, 2),
+                     ("champion", 3, 1)]
+
+    found = registry.history(PARAMS, "classification")
+    by_version = {row["version"]: row for row in found["versions"]}
+    assert by_version[1]["periods"]["champion"][0]["until"] is not None  # it held champion until version 3
+    assert by_version[3]["aliases"] == ["candidate", "champion"]
+    assert by_version[3]["periods"]["champion"][0]["until"] is None
+    text = registry.format_history(found)
+    assert "version 2: -, accuracy 0.6000, test data h1" in text and "accuracy 0.8000 >= champion's 0.6500" in text
+
+    # By hand: a rollback returns champion to the version before, a promotion names its version,
+    # and both are recorded with the user's reason.
+    back = registry.rollback(PARAMS, "classification", "version 3 misbehaves in production")
+    assert back["champion_version"] == 1 and back["previous_champion"] == 3
+    assert aliases()["champion"] == 1
+    last = registry.events(client, "classification")[-1]
+    assert last["reason"] == "rollback: version 3 misbehaves in production" and last["by"] != "export"
+    registry.promote(PARAMS, "classification", 2, "A/B test winner")
+    assert aliases()["champion"] == 2
+    with pytest.raises(TrackingError, match="has no version 9; its versions are 1, 2, 3"):
+        registry.promote(PARAMS, "classification", 9, "typo")
+    with pytest.raises(TrackingError, match="--reason"):
+        registry.promote(PARAMS, "classification", 3, " ")
+    assert aliases()["champion"] == 2
+
+
+def test_registry_command_prints_the_history_and_refuses_what_it_cannot_do(store, tmp_path):
+    import subprocess
+    import sys
+
+    export(0.70)
+    params = tmp_path / "params.yaml"
+    params.write_text("projects:\n  classification:\n    task: classification\n")
+    env = {**os.environ, "PIPELINES_ROOT": str(store)}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pipelines", "registry", *args, "--params", str(params)],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+    shown = cli("classification")
+    assert shown.returncode == 0, shown.stderr
+    assert "version 1: -, accuracy 0.7000" in shown.stdout and "[candidate, champion]" in shown.stdout
+    missing = cli("classification", "promote", "4", "--reason", "x")
+    assert missing.returncode == 4 and "has no version 4" in missing.stderr and "Traceback" not in missing.stderr
+    typo = cli("clasification")
+    assert typo.returncode == 2 and "did you mean 'classification'" in typo.stderr
+    nothing = cli("classification", "rollback", "--reason", "x")
+    assert nothing.returncode == 4 and "no champion before version 1" in nothing.stderr
+
+
+def test_a_copied_project_reads_and_writes_its_own_store(tmp_path, monkeypatch):
+    """The default store (mlflow.db and mlruns/ in the project) travels with the project folder."""
+    import shutil
+
+    original = tmp_path / "original"
+    original.mkdir()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PIPELINES_ROOT", str(original))
+    export(0.70)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    shutil.move(original, tmp_path / "moved-away")  # nothing may still point at it
+    monkeypatch.setenv("PIPELINES_ROOT", str(copy))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it
+    tracking.configure()
+    model = mlflow.pyfunc.load_model("models:/classification@champion")
+    assert list(model.predict(["a", "b"])) == [1, 1]
+    export(0.80)
+    client = mlflow.MlflowClient()
+    for version in ("1", "2"):
+        run = client.get_run(client.get_model_version("classification", version).run_id)
+        assert run.info.artifact_uri.startswith(f"file://{copy.resolve()}/mlruns/"), run.info.artifact_uri
+    assert not original.exists(), "the copy wrote into the original's folder"
+    assert tracking.relocate(copy / "mlflow.db") == [], "a store where it was made is left alone"
 
 
 def test_failed_registry_update_keeps_the_champion(store, monkeypatch):
@@ -130,7 +246,7 @@ def test_the_registry_lock_never_follows_a_planted_link(store, tmp_path, monkeyp
     (shared / "nlp-pipelines-locks" / "classification.lock").symlink_to(victim)
     export(0.7)
     assert victim.read_text() == "precious"
-    folder = tracking.lock_dir()
+    folder = registry.lock_dir()
     assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0 and folder.stat().st_uid == os.getuid()
     # A link planted in the lock folder itself is refused, not followed.
     (folder / "classification.lock").unlink()
@@ -146,7 +262,7 @@ def test_a_lock_folder_others_can_write_is_refused(store, tmp_path, monkeypatch)
     os.chmod(planted / "nlp-pipelines-locks", 0o777)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(planted))
     with pytest.raises(TrackingError, match="writable by others"):
-        tracking.lock_dir()
+        registry.lock_dir()
 
 
 def test_a_version_left_by_a_killed_export_is_marked_and_never_champion(store, monkeypatch):
@@ -212,7 +328,7 @@ def test_the_lock_folder_is_private_whatever_the_umask(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     old = os.umask(0o002)
     try:
-        folder = tracking.lock_dir()
+        folder = registry.lock_dir()
     finally:
         os.umask(old)
     for part in (folder, folder.parent):
@@ -222,4 +338,97 @@ def test_the_lock_folder_is_private_whatever_the_umask(tmp_path, monkeypatch):
     shared.mkdir(mode=0o777)
     os.chmod(shared, 0o777)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(shared))
-    assert tracking.lock_dir() == folder
+    assert registry.lock_dir() == folder
+
+
+# --------------------------------------------------------------------------- machines sharing a server
+@pytest.fixture(scope="module")
+def server(mlflow_server):
+    return mlflow_server
+
+
+@pytest.fixture
+def shared(server, tmp_path, monkeypatch):
+    """This process as one machine of several that share the server: its own lock folder, and a
+    registered model of its own (the server outlives a test). Yields (registered name, params)."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.setenv("PIPELINES_ROOT", str(tmp_path))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    params = shared_params(tmp_path.name)
+    return tracking.registered_name(params, "classification"), params
+
+
+def shared_params(test: str):
+    prefix = "".join(c for c in test if c.isalnum())[-40:]
+    return parse_params({"tracking": {"experiment_prefix": prefix, "registered_model_prefix": f"{prefix}-"},
+                         "projects": {"classification": {"task": "classification"}}})
+
+
+def _other_machine_moves_champion(monkeypatch, name: str, score: float) -> None:
+    """While this export waits to re-read the alias, another machine's export of ``score`` moves it."""
+    real_sleep = registry.time.sleep
+    done = []
+
+    def sleep(seconds):
+        if not done:
+            done.append(True)
+            client = mlflow.MlflowClient()
+            mine = client.get_model_version_by_alias(name, "champion")
+            other = client.create_model_version(name, mine.source, model_id=mine.source.rsplit("/", 1)[-1], tags={
+                "metric_name": "accuracy", "metric_value": repr(score), "test_data_hash": "h1",
+                "export_status": "complete"})
+            registry.move_alias(client, name, "champion", other.version, int(mine.version), "other machine", "export")
+        real_sleep(min(seconds, 0.1))
+
+    monkeypatch.setattr(registry.time, "sleep", sleep)
+
+
+def test_a_worse_version_moved_in_at_the_same_moment_is_corrected(shared, monkeypatch):
+    name, params = shared
+    export(0.50, params=params)
+    _other_machine_moves_champion(monkeypatch, name, 0.80)
+    mine = export(0.81, params=params)
+    client = mlflow.MlflowClient()
+    assert mine["champion_moved"] and int(client.get_model_version_by_alias(name, "champion").version) == mine["version"]
+    moves = [e["version"] for e in registry.events(client, name) if e["alias"] == "champion"]
+    assert moves == [1, 2, 3, 2], "champion: first export, this one, the other machine's, this one again"
+
+
+def test_a_better_version_moved_in_at_the_same_moment_is_left_there(shared, monkeypatch):
+    name, params = shared
+    export(0.50, params=params)
+    _other_machine_moves_champion(monkeypatch, name, 0.90)
+    mine = export(0.81, params=params)
+    assert not mine["champion_moved"] and "< champion's 0.9000" in mine["reason"]
+    champion = mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
+    assert float(champion.tags["metric_value"]) == 0.90
+
+
+def _export_on_machine(score, env, test, barrier):
+    os.environ.update(env)
+    barrier.wait()
+    export(score, params=shared_params(test))
+
+
+def test_two_machines_exporting_at_once_leave_the_better_champion(shared, server, tmp_path):
+    """Two exports, each with its own lock folder (as on two machines), against one real server."""
+    name, params = shared
+    export(0.50, params=params)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = []
+    for i, score in enumerate((0.80, 0.81)):
+        runtime = tmp_path / f"machine{i}"
+        runtime.mkdir(mode=0o700)
+        env = {k: os.environ[k] for k in ("MLFLOW_TRACKING_URI", "PIPELINES_ROOT")}
+        procs.append(ctx.Process(target=_export_on_machine, args=(score, {**env, "XDG_RUNTIME_DIR": str(runtime)},
+                                                                  tmp_path.name, barrier)))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    champion = mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
+    assert float(champion.tags["metric_value"]) == 0.81

@@ -12,7 +12,6 @@ import base64
 import http.server
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ import pytest
 from pipelines import tracking
 from pipelines.config import parse_params
 from pipelines.errors import TrackingError
-from tests.tiny import TINY_TRAIN, free_port, make_repo_copy, pipeline_env, tiny_params, wait_for_http
+from tests.tiny import TINY_TRAIN, free_port, make_repo_copy, pipeline_env, tiny_params
 
 PROJECT = "classification"
 PARAMS = parse_params({"projects": {PROJECT: {"task": "classification"}}})
@@ -35,49 +34,6 @@ FAIL_FAST_SECONDS = 120
 
 
 # --------------------------------------------------------------------------- helpers
-class MlflowServer:
-    """`mlflow server` on a fixed port and store, which a test can kill and start again."""
-
-    def __init__(self, store: Path):
-        self.store, self.port = store, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = store / "server.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
-               "--workers", "1", "--backend-store-uri", f"sqlite:///{self.store / 'mlflow.db'}",
-               "--default-artifact-root", str(self.store / "artifacts")]
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(cmd, cwd=self.store, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        wait_for_http(f"{self.url}/health", self.proc, 120, log=self.log.read_text)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL, to the server's own process group (its id is the server's pid)."""
-        if self.proc is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self.proc.wait(timeout=10)
-        self.proc = None
-
-    def client(self):
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=self.url)
-
-
 def stage(root: Path, name: str, uri: str, *, hook: str = "", timeout: float = 600,
           **env: str) -> subprocess.CompletedProcess:
     """`python -m pipelines <name> classification` in the copy, as DVC runs it; ``hook`` is code run first."""
@@ -109,13 +65,8 @@ tracking.trainer_callback = _hooked
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(mlflow_server):
+    return mlflow_server
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -159,3 +160,46 @@ def mlflow_json(root: Path, code: str) -> dict:
     out = subprocess.run([sys.executable, "-c", "import json, mlflow; c = mlflow.MlflowClient();" + code], cwd=root,
                          env=pipeline_env(root), capture_output=True, text=True, check=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class MlflowServer:
+    """`mlflow server` on a fixed port and store, which a test can kill and start again."""
+
+    def __init__(self, store: Path):
+        self.store, self.port = store, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = store / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+               "--workers", "1", "--backend-store-uri", f"sqlite:///{self.store / 'mlflow.db'}",
+               "--default-artifact-root", str(self.store / "artifacts")]
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(cmd, cwd=self.store, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        wait_for_http(f"{self.url}/health", self.proc, 120, log=self.log.read_text)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL, to the server's own process group (its id is the server's pid)."""
+        if self.proc is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.url)

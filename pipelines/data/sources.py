@@ -503,6 +503,26 @@ def load_hf(task: TaskSpec, data_cfg) -> RawData:
     return RawData(records, stats)
 
 
+def load_eval_set(task: TaskSpec, data_cfg) -> RawData:
+    """The fixed evaluation set of ``data.eval_source`` (a file, or every data file of a folder),
+    read with the source's column names; every record is marked as the test split."""
+    path = Path(data_cfg.eval_source).expanduser()
+    if not path.exists():
+        raise DataError(f"data.eval_source {data_cfg.eval_source!r}: no such file or folder; give a "
+                        ".jsonl/.json/.csv/.parquet file or a folder of them, or remove the key")
+    files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES) if path.is_dir() else [path]
+    if not files:
+        raise DataError(f"data.eval_source {str(path)!r} holds no {'/'.join(SUFFIXES)} file")
+    stats: dict[str, Any] = {"source": str(path)}
+    records: list[dict] = []
+    for f in files:
+        rows, lines = _read(f, data_cfg.on_bad_utf8, stats)
+        records.extend({**r, "split": "test"} for r in canonicalize(rows, task, data_cfg, str(f), stats, lines))
+    if not records:
+        raise DataError(f"data.eval_source {str(path)!r} gave no records")
+    return RawData(records, stats)
+
+
 def load(task: TaskSpec, data_cfg, seed: int) -> RawData:
     """Load a project's raw records from the configured source."""
     kind = data_cfg.kind

@@ -5,24 +5,32 @@ tokenizer, an ONNX file checked against PyTorch with onnxruntime, and a new vers
 registry whose tag ``variant`` says which variant it is.
 
 The new version gets the alias ``candidate``; ``champion`` moves to it only if its primary test
-metric is at least the champion's on the same test data (see tracking.log_and_register).
+metric is at least the champion's on the same test data: when the champion was scored on other test
+data, its model is scored on this test split first, with its own decoding settings (see
+registry.register). The export folder holds a model card (README.md) and the profile of the data
+(data_profile.json, data_rows.txt.gz); reports/<project>/data_change.json says what changed in the
+data since the champion's.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
-from .. import tracking
-from ..compression import load_hf_model, quantize_onnx_int8, weights_size
+from .. import lineage as data_lineage
+from .. import model_card, registry, tracking
+from ..compression import QUANT_FILE, load_hf_model, quantize_onnx_int8, weights_size
 from ..config import EXPORTABLE, Params
 from ..errors import PipelineError, TrackingError
-from ..io import atomic_dir, content_hash, read_json, read_jsonl, write_json
+from ..io import atomic_dir, atomic_file, content_hash, read_json, read_jsonl, write_json
 from ..paths import ProjectPaths
 from ..tasks import get_task
 from ..tokenization import load_tokenizers, save_tokenizers
+from ..training import resolve_device
 from .compress import MANIFEST
+from .evaluate import test_records
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +110,110 @@ def run(params: Params, project: str) -> dict:
                     onnx_report["onnx_int8_files"].append(graph.with_suffix(".int8.onnx").name)
         info = {"project": project, "task": task.name, "settings": settings, "primary_metric": primary,
                 "variant": variant, "variant_reason": reason, "test_metrics": evaluation[variant],
+                "test_data_hash": content_hash(paths.splits / "test.jsonl"),
                 "mlflow_run_id": finetune.get("mlflow_run_id"), **tracking.git_commit()}
         write_json(tmp / "export.json", info)
+        profile = data_lineage.profile(paths.splits, task, tokenizer_trained_here=cfg.model.init == "scratch")
+        data_lineage.write_profile(tmp, *profile)
+        with atomic_file(tmp / "README.md") as fh:
+            fh.write(model_card.render(info, profile[0], read_json(paths.report("variants"))["variants"],
+                                       read_json(paths.raw / "source.json"), content_hash(paths.raw)))
     report = {"export_dir": str(paths.export.relative_to(paths.root)), **onnx_report, "variant": variant,
               "variant_reason": reason, "hf_size_bytes": weights_size(paths.export / "hf")}
 
-    if params.tracking.register_model:
-        report.update(register(params, project, paths, finetune.get("mlflow_run_id"), primary, metric_value, variant))
+    with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
+        champions = ChampionExports(Path(scratch))
+        champion = None
+        if params.tracking.register_model:
+            champion = registry.version_info(tracking.registered_name(params, project), registry.CHAMPION)
+        change = data_change(cfg, task, paths, profile, champion, champions)
+        write_json(paths.report("data_change"), change)
+        for flag in change.get("flags", []):
+            logger.warning("data changed since the champion: %s", flag)
+        if params.tracking.register_model:
+            scorer = champion_scorer(params, project, paths, champions)
+            report.update(register(params, project, paths, finetune.get("mlflow_run_id"), primary, metric_value,
+                                   variant, score_champion=scorer, data_change_report=change))
     write_json(paths.report("export"), report)
     return report
+
+
+class ChampionExports:
+    """The export folders of registered versions, downloaded from the artifact store once each."""
+
+    def __init__(self, scratch: Path):
+        self.scratch, self.folders = scratch, {}
+
+    def folder(self, model_uri: str) -> Path:
+        """The export folder of a version (``models:/<name>/<version>``); ChampionUnloadable when its
+        artifacts cannot be had."""
+        if model_uri not in self.folders:
+            import mlflow
+
+            dest = self.scratch / str(len(self.folders))
+            try:
+                model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dest)))
+            except Exception as exc:
+                raise registry.ChampionUnloadable(f"its artifacts cannot be downloaded: {tracking.redact(exc)}"[:500]) from None
+            folder = model_dir / "artifacts" / "export"
+            if not (folder / "export.json").exists():
+                raise registry.ChampionUnloadable(f"{model_uri} has no export folder with export.json (not a model "
+                                                  "this pipeline exported)")
+            self.folders[model_uri] = folder
+        return self.folders[model_uri]
+
+
+def champion_scorer(params: Params, project: str, paths: ProjectPaths, champions: ChampionExports):
+    """``score(model_uri)``: a registered version's primary test metric on this export's test split,
+    with the metric code of this pipeline and the decoding settings the version was exported with."""
+    from ..serving import export_settings
+
+    cfg = params.project(project)
+    impl = get_task(cfg.task).impl()
+    records = test_records(paths, cfg)  # the examples the new version's metric was computed on
+
+    def score(model_uri: str) -> float:
+        folder = champions.folder(model_uri)
+        try:
+            info, champion_cfg = export_settings(folder)
+            if info["task"] != cfg.task:
+                raise ValueError(f"it is a {info['task']} model, this project is {cfg.task}")
+            device = "cpu" if (folder / "hf" / QUANT_FILE).exists() else resolve_device(params)
+            model = load_hf_model(folder / "hf", device)
+            tokenizers = load_tokenizers(folder / "hf")
+        except Exception as exc:  # deleted files, another format, another task: say which
+            raise registry.ChampionUnloadable(f"{type(exc).__name__}: {exc}"[:500]) from None
+        result = impl.evaluate_model(model, tokenizers, records, champion_cfg, device)
+        logger.info("champion %s scores %s %.4f on this test split (%d examples)", model_uri,
+                    get_task(cfg.task).primary_metric, result["primary"], len(records))
+        return float(result["primary"])
+
+    return score
+
+
+def data_change(cfg, task, paths: ProjectPaths, profile: tuple[dict, list[str]], champion: dict | None,
+                champions: ChampionExports) -> dict:
+    """What changed in the data since the champion's (reports/<project>/data_change.json)."""
+    if champion is None:
+        return {"champion_version": None, "note": "no champion to compare with", "flags": []}
+    base = {"champion_version": champion["version"]}
+    try:
+        folder = champions.folder(f"models:/{champion['name']}/{champion['version']}")
+    except registry.ChampionUnloadable as exc:
+        return {**base, "note": f"the champion's export cannot be read: {exc}", "flags": []}
+    recorded = data_lineage.read_profile(folder)
+    if recorded is None:
+        return {**base, "note": "the champion was exported without a data profile", "flags": []}
+    tokenizer = None
+    try:
+        tokenizer = load_tokenizers(folder / "hf")["tokenizer"]
+    except Exception as exc:
+        logger.warning("cannot load the champion's tokenizer to check the new text: %s", exc)
+    old_keys = recorded[1]
+    new_texts = [r[task.input_field] for split in data_lineage.SPLITS
+                 for r in read_jsonl(paths.splits / f"{split}.jsonl")
+                 if data_lineage.row_key(r, task) not in old_keys]
+    return {**base, **data_lineage.compare(recorded, profile, new_texts, tokenizer, cfg.export.data_change)}
 
 
 def onnx_graphs(impl, ort_entry: dict | None, compressed: Path, float_name: str, dest: Path, cfg) -> dict | None:
@@ -127,16 +230,8 @@ def onnx_graphs(impl, ort_entry: dict | None, compressed: Path, float_name: str,
     return {**ort_entry["check"], "onnx_reused": True}
 
 
-def lineage(params: Params, project: str, paths: ProjectPaths) -> dict[str, str]:
-    """What a scheduled retraining compares to decide whether anything changed since this model."""
-    from ..training import fingerprint
-
-    return {"data.raw.sha256": content_hash(paths.raw),
-            "params.sha256": fingerprint(params.common.model_dump(), params.project(project).model_dump())}
-
-
 def register(params: Params, project: str, paths: ProjectPaths, run_id: str | None, primary: str,
-             value: float, variant: str = "full") -> dict:
+             value: float, variant: str = "full", score_champion=None, data_change_report: dict | None = None) -> dict:
     """Log the served model and register it; a failed update leaves the champion as it was."""
     from ..serving import MODEL_CODE, model_signature
 
@@ -147,14 +242,23 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
     try:
         if run_id is None:
             raise TrackingError("reports/<project>/finetune.json has no mlflow_run_id; re-run finetune")
-        result = tracking.log_and_register(
+        if data_change_report is not None:
+            with tracking.run(params, project, run_id=run_id):
+                tracking.log_dict(data_change_report, "export/data_change.json")
+                rows = data_change_report.get("rows", {})
+                tracking.log_metrics({k: rows[k] for k in ("added", "removed", "changed_share") if k in rows},
+                                     prefix="data_change.")
+                tracking.set_tags({"data_change.flags": len(data_change_report.get("flags", []))})
+        result = registry.register(
             # Logged from code, not pickled: loading a version runs serving_model.py and the package
             # logged beside it (code_paths), and unpickles nothing.
             params, project, run_id, python_model=str(MODEL_CODE), signature=model_signature(cfg.task),
             artifacts={"export": str(paths.export)}, code_paths=[str(Path(__file__).resolve().parents[1])],
             pip_requirements=SERVING_REQUIREMENTS,
             metric_name=primary, metric_value=value, test_data_hash=test_hash, description=description,
-            version_tags={"variant": variant, "project": project, "task": cfg.task, **lineage(params, project, paths)},
+            version_tags={"variant": variant, "project": project, "task": cfg.task,
+                          **data_lineage.lineage(params, project, paths)},
+            score_champion=score_champion, unloadable_champion=cfg.export.unloadable_champion,
         )
     except TrackingError:
         raise

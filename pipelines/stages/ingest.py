@@ -1,4 +1,5 @@
-"""Stage ingest: read the configured source into canonical JSON Lines.
+"""Stage ingest: read the configured source (and the fixed evaluation set of ``data.eval_source``,
+as the test split) into canonical JSON Lines.
 
 dvc.yaml marks this stage always_changed, because a local file or a hub data set can change
 without any tracked dependency changing; when its output hash is unchanged, DVC skips the rest.
@@ -22,10 +23,22 @@ def run(params: Params, project: str) -> dict:
     task = get_task(cfg.task)
     paths = ProjectPaths.of(project)
     raw = sources.load(task, cfg.data, params.common.seed)
-    splits = sorted({r["split"] for r in raw.records if "split" in r})
-    info = {**raw.stats, "rows": len(raw.records), "given_splits": splits}
+    records = raw.records
+    extra = {}
+    if cfg.data.eval_source is not None:
+        # The fixed evaluation set is the test split; the source's own test rows, if any, are left out
+        # (counted) rather than moved into training, where they would change what the source meant.
+        fixed = sources.load_eval_set(task, cfg.data)
+        replaced = sum(1 for r in records if r.get("split") == "test")
+        records = [r for r in records if r.get("split") != "test"] + fixed.records
+        if any("split" in r for r in records):
+            records = [r if "split" in r else {**r, "split": "train"} for r in records]
+        extra = {"eval_source": fixed.stats["source"], "eval_rows": len(fixed.records),
+                 "source_test_rows_left_out": replaced}
+    splits = sorted({r["split"] for r in records if "split" in r})
+    info = {**raw.stats, **extra, "rows": len(records), "given_splits": splits}
     with atomic_dir(paths.raw) as tmp:
-        write_jsonl(tmp / "data.jsonl", raw.records)
+        write_jsonl(tmp / "data.jsonl", records)
         write_json(tmp / "source.json", info)
-    logger.info("ingested %d rows from %s", len(raw.records), info["source"])
+    logger.info("ingested %d rows from %s", len(records), info["source"])
     return info
