@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup run test test-slow bench ui clean-outputs
+.PHONY: setup run test test-slow bench ui sweep clean-outputs
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,12 @@ test-slow: setup
 
 bench: setup
 	python -m benchmarks.run
+
+# A sweep of the classification demo's learning rate and width, 8 TPE trials; any project, keys and
+# ranges work the same way (README, "Tuning: sweeps").
+SWEEP ?= -S 'finetune.learning_rate=loguniform(1e-4,3e-3)' -S 'model.hidden_size=choice(64,128)' --trials 8
+sweep: setup
+	python -m pipelines sweep classification $(SWEEP) --sampler tpe --apply best
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -4,6 +4,7 @@
     python -m pipelines check [--params params.yaml]
     python -m pipelines predict <project> INPUT [--model DIR_OR_URI] [--output PATH]
     python -m pipelines registry <project> [promote VERSION | rollback] [--reason TEXT] [--json]
+    python -m pipelines sweep <project> -S 'KEY=choice(...)|range(lo,hi)|loguniform(lo,hi)' ... [see sweep --help]
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def _quiet_environment() -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=STAGES + ("check", "predict", "registry"),
-                   help="stage to run, 'check' to validate params only, 'predict' or 'registry' (see their --help)")
+    p.add_argument("stage", choices=STAGES + ("check", "predict", "registry", "sweep"),
+                   help="stage to run, 'check' to validate params only, 'predict', 'registry' or 'sweep' (see their "
+                        "--help)")
     p.add_argument("project", nargs="?", help="a project of params.yaml (under projects:)")
     p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
@@ -166,12 +168,79 @@ def registry_main(argv: list[str]) -> int:
     return _guarded(run)
 
 
+def build_sweep_parser() -> argparse.ArgumentParser:
+    from . import sweep
+
+    def at_least_one(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+        return n
+
+    def minutes(value: str) -> float:
+        try:
+            m = float(value)
+        except ValueError:
+            m = 0.0
+        if not m > 0:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of minutes")
+        return m
+
+    p = argparse.ArgumentParser(prog="python -m pipelines sweep", description=sweep.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("project", help="a project of params.yaml (under projects:)")
+    p.add_argument("-S", "--set", dest="dimensions", action="append", default=[], required=True,
+                   metavar="KEY=SPACE", help="a setting to search: choice(a,b,...), range(low,high[,step]), "
+                                             "loguniform(low,high); repeat for each")
+    p.add_argument("--sampler", choices=sweep.SAMPLERS, default="tpe", help="default: %(default)s")
+    p.add_argument("--trials", type=at_least_one, help="how many trials (grid: default every combination)")
+    p.add_argument("--budget-minutes", type=minutes, help="start no trial after this; running ones finish")
+    p.add_argument("--jobs", type=at_least_one, default=1, help="trials side by side (default: %(default)s)")
+    p.add_argument("--pruner", choices=sweep.PRUNERS, default="median",
+                   help="stop trials whose validation trails (default: %(default)s)")
+    p.add_argument("--name", help="the sweep's name; the same name resumes it (default: <sampler>-<project>)")
+    p.add_argument("--apply", choices=("best",), help="apply the best trial to the workspace and score the test "
+                                                       "split once with evaluate")
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
+                   help="default: PIPELINES_LOG_LEVEL, else INFO")
+    return p
+
+
+def sweep_main(argv: list[str]) -> int:
+    args = build_sweep_parser().parse_args(argv)
+
+    def run() -> int:
+        _start(args.log_level)
+        from . import sweep
+        from .config import load_params
+        from .paths import repo_root
+
+        root = repo_root()
+        load_params(root / "params.yaml").project(args.project)  # a misspelt project: the list of projects
+        dims = [sweep.parse_dimension(spec, args.project) for spec in args.dimensions]
+        runner = sweep.Sweep(root, args.project, dims, sampler=args.sampler, trials=args.trials,
+                             budget_minutes=args.budget_minutes, jobs=args.jobs, pruner=args.pruner,
+                             name=args.name or f"{args.sampler}-{args.project}")
+        summary = runner.run()
+        if args.apply:
+            summary["applied"] = sweep.apply_best(root, args.project, summary)
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+
+    return _guarded(run)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
     if argv[:1] == ["registry"]:
         return registry_main(argv[1:])
+    if argv[:1] == ["sweep"]:
+        return sweep_main(argv[1:])
     args = build_parser().parse_args(argv)
     from .config import load_params
 

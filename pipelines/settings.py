@@ -90,6 +90,13 @@ SETTINGS = {s.name: s for s in (
     Setting("PIPELINES_REGISTRY_SETTLE_SECONDS", "2", "seconds, 0 or more", _float_at_least(0.0),
             "wait before an export re-reads the champion alias it set on a tracking server (another "
             "machine's export may have set it at the same moment)"),
+    # Set by `python -m pipelines sweep` for the finetune stage of each trial, not by hand.
+    Setting("PIPELINES_SWEEP_STORAGE", "", "the Optuna storage URL of a sweep", str, "the sweep a trial reports to"),
+    Setting("PIPELINES_SWEEP_STUDY", "", "a sweep's name", str, "the sweep a trial reports to"),
+    Setting("PIPELINES_SWEEP_TRIAL_ID", "", "a trial id of the sweep", str, "the trial a finetune run is"),
+    Setting("PIPELINES_SWEEP_PRUNER", "none", "median, halving or none", _choice("median", "halving", "none"),
+            "how a sweep stops trials that trail"),
+    Setting("PIPELINES_SWEEP_PARENT_RUN", "", "an MLflow run id", str, "the sweep's MLflow run"),
 )}
 
 

@@ -274,7 +274,7 @@ def run(params, project: str, *, run_id: str | None = None, run_name: str | None
             set_tags(tags)
         yield active.info.run_id
     except BaseException as exc:
-        _end_run("KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED",
+        _end_run("KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else getattr(exc, "run_status", "FAILED"),
                  server_gone=any(_unreachable(e) for e in _causes(exc)))
         if isinstance(exc, _mlflow_errors()):
             raise tracking_failure("logging to the run", exc) from None

@@ -198,6 +198,9 @@ def build_args(train_cfg, ckpt_dir: Path, device: str, precision: str, seed: int
         report_to="none",
         disable_tqdm=not settings.get("PIPELINES_PROGRESS"),
         remove_unused_columns=False,
+        # A loss that became nan or inf is logged as it is (the Trainer would log the running mean
+        # instead), so finetune can stop a diverged training rather than save it.
+        logging_nan_inf_filter=False,
     )
     if evaluate and best_metric:
         kwargs["metric_for_best_model"] = best_metric[0]

@@ -7,9 +7,10 @@ The MLflow run started here is the run of this model: evaluate and export add to
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
-from .. import tracking
+from .. import sweep_trial, tracking
 from ..config import Params, flatten
 from ..errors import TrainingError
 from ..io import atomic_dir, content_hash, read_json, write_csv, write_json
@@ -48,8 +49,10 @@ def lineage_tags(paths: ProjectPaths) -> dict[str, str]:
     from ..dvc_info import locked_hashes
 
     tags = {f"dvc.{k}": v for k, v in locked_hashes(paths.root, [paths.splits, paths.encoded]).items()}
-    tags["data.splits.sha256"] = content_hash(paths.splits)
-    tags["data.test.sha256"] = content_hash(paths.splits / "test.jsonl")
+    # Only what training reads: fine-tuning never opens the test split (a sweep's trials are chosen on
+    # validation alone); export records the test split's hash with the model.
+    for split in ("train", "validation"):
+        tags[f"data.{split}.sha256"] = content_hash(paths.splits / f"{split}.jsonl")
     return tags
 
 
@@ -77,7 +80,7 @@ def run(params: Params, project: str) -> dict:
                      content_hash(paths.encoded), content_hash(paths.pretrained), precision)
     state = prepare_checkpoint_dir(ckpt, fp) or {}
     tags = {"stage": "finetune", "project": project, "task": task.name, "model.init": cfg.model.init,
-            **tracking.git_commit(), **lineage_tags(paths)}
+            **tracking.git_commit(), **lineage_tags(paths), **sweep_trial.parent_run_tags()}
     with tracking.run(params, project, run_id=state.get("run_id"), run_name=f"{project}-finetune",
                       tags=tags, superseded_run_id=state.get("superseded_run_id")) as run_id:
         save_resume_state(ckpt, {"fingerprint": fp, "run_id": run_id})
@@ -89,12 +92,23 @@ def run(params: Params, project: str) -> dict:
         args = build_args(cfg.finetune, ckpt, device, precision, params.common.seed, evaluate=True,
                           best_metric=impl.metric_for_best_model(cfg), seq2seq=impl.SEQ2SEQ,
                           generation_max_length=cfg.tokenizer.max_target_length, generation_num_beams=1)
+        reporter = sweep_trial.trial_callback(args.metric_for_best_model)  # None outside a sweep
         outcome = train(model, args, dsd["train"], impl.eval_dataset(dsd, cfg), collator, ckpt,
-                        callbacks=[tracking.trainer_callback()], compute_metrics=impl.compute_metrics_fn(
+                        callbacks=[tracking.trainer_callback()] + ([reporter] if reporter else []),
+                        compute_metrics=impl.compute_metrics_fn(
                             dsd, tokenizers, cfg), early_stopping_patience=cfg.finetune.early_stopping_patience,
                         trainer_cls=impl.trainer_class(), save_steps=cfg.finetune.save_steps,
                         auto_batch_size=cfg.finetune.auto_batch_size,
                         extra_trainer_kwargs=impl.trainer_kwargs(tokenizers, cfg))
+        if reporter is not None and reporter.pruned_at is not None:
+            tracking.set_tags({"sweep.state": "pruned"})
+            raise sweep_trial.TrialPruned(f"trial {sweep_trial.PRUNED_MESSAGE} after epoch {reporter.pruned_at}: its validation "
+                                    f"{args.metric_for_best_model} trails the other trials'; nothing of it is kept")
+        diverged = [row["loss"] for row in outcome.log_history if "loss" in row and not math.isfinite(row["loss"])]
+        if diverged or not math.isfinite(outcome.report.get("train_loss", 0.0)):
+            raise TrainingError(f"the training loss diverged ({(diverged or [outcome.report['train_loss']])[0]}): lower "
+                                f"projects.{project}.finetune.learning_rate or set finetune.max_grad_norm; nothing was "
+                                "saved")
         losses, evals = curve_rows(outcome.log_history)
         best = outcome.trainer.state.best_metric
         report = {**outcome.report, "mlflow_run_id": run_id, "best_validation": best,
