@@ -96,17 +96,23 @@ def disk_full(exc: BaseException) -> str | None:
     return None
 
 
-def build_predict_parser() -> argparse.ArgumentParser:
-    from . import predict
-
-    def batch_size(value: str) -> int:
+def _at_least_one(what: str):
+    """An argparse type: a whole number of at least 1, with ``what`` it counts in the message."""
+    def parse(value: str) -> int:
         try:
             n = int(value)
         except ValueError:
             n = 0
         if n < 1:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1 (inputs per model call)")
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1 ({what})")
         return n
+    return parse
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    from . import predict
+
+    batch_size = _at_least_one("inputs per model call")
 
     p = argparse.ArgumentParser(prog="python -m pipelines predict", description=predict.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,15 +177,6 @@ def registry_main(argv: list[str]) -> int:
 def build_sweep_parser() -> argparse.ArgumentParser:
     from . import sweep
 
-    def at_least_one(value: str) -> int:
-        try:
-            n = int(value)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
-        return n
-
     def minutes(value: str) -> float:
         try:
             m = float(value)
@@ -196,9 +193,9 @@ def build_sweep_parser() -> argparse.ArgumentParser:
                    metavar="KEY=SPACE", help="a setting to search: choice(a,b,...), range(low,high[,step]), "
                                              "loguniform(low,high); repeat for each")
     p.add_argument("--sampler", choices=sweep.SAMPLERS, default="tpe", help="default: %(default)s")
-    p.add_argument("--trials", type=at_least_one, help="how many trials (grid: default every combination)")
+    p.add_argument("--trials", type=_at_least_one("trials"), help="how many trials (grid: default every combination)")
     p.add_argument("--budget-minutes", type=minutes, help="start no trial after this; running ones finish")
-    p.add_argument("--jobs", type=at_least_one, default=1, help="trials side by side (default: %(default)s)")
+    p.add_argument("--jobs", type=_at_least_one("trials at a time"), default=1, help="trials side by side (default: %(default)s)")
     p.add_argument("--pruner", choices=sweep.PRUNERS, default="median",
                    help="stop trials whose validation trails (default: %(default)s)")
     p.add_argument("--name", help="the sweep's name; the same name resumes it (default: <sampler>-<project>)")
