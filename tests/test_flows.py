@@ -24,7 +24,7 @@ import yaml
 
 from flows import checkout as co
 from tests import tiny
-from tests.tiny import REPO, free_port, make_repo_copy, pipeline_env, tiny_params, wait_for_http
+from tests.tiny import REPO, free_port, int8_only, make_repo_copy, pipeline_env, tiny_params, wait_for_http
 
 PROJECT = "classification"
 DEPLOYMENT = "nlp-retrain/retrain-classification"
@@ -70,8 +70,10 @@ def stop_group(proc: subprocess.Popen) -> None:
 def make_checkout(base: Path, source: Path) -> Path:
     """A tiny classification checkout reading ``source``; flows/ and prefect.yaml are copied too,
     so the copy works before they are committed."""
-    # no ONNX export: these tests are about orchestration, and it is the slowest part of export
-    params = tiny_params([PROJECT], classification__data__source=str(source), classification__export__onnx=False)
+    # int8 only and no ONNX export: these tests are about orchestration and the registry, and the
+    # other variants and the export's ONNX graph are the slowest parts of compress and export
+    params = int8_only(tiny_params([PROJECT], classification__data__source=str(source),
+                                   classification__export__onnx=False))
     root = make_repo_copy(base, params)
     shutil.copytree(REPO / "flows", root / "flows", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -492,7 +494,7 @@ def test_retraining_on_new_data_rescores_the_champion_and_moves_it_only_for_a_mo
     card = (checkout / f"models/{PROJECT}/export/README.md").read_text()
     assert f"test split hash: `{tags['test_data_hash']}`" in card and "## Intended use and limits" in card
 
-    worse, markdown = _retrain_on_more_data(worker, checkout, extra=100, learning_rate=1e-9)
+    worse, markdown = _retrain_on_more_data(worker, checkout, extra=100, learning_rate=1e-9, epochs=1)
     assert worse["champion_scored"] == "rescored" and worse["previous_champion"] == good["version"]
     assert not worse["champion_moved"] and "< champion's" in worse["reason"], worse
     assert f"stayed at version {good['version']}" in markdown and worse["reason"] in markdown

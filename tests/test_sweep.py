@@ -15,7 +15,7 @@ import pytest
 
 from pipelines import sweep, sweep_trial
 from pipelines.errors import ConfigError
-from tests.tiny import dvc, make_repo_copy, mlflow_json, pipeline_env, tiny_params
+from tests.tiny import dvc, int8_only, make_repo_copy, mlflow_json, pipeline_env, tiny_params
 
 PROJECT = "classification"
 
@@ -35,7 +35,7 @@ if any("pipelines" in a for a in getattr(sys, "orig_argv", [])):
 def repo(tmp_path_factory) -> Path:
     """A tiny classification copy fine-tuned once (upstream stages cached), 2 epochs per trial."""
     base = tmp_path_factory.mktemp("sweep")
-    root = make_repo_copy(base / "repo", tiny_params([PROJECT], classification__finetune__epochs=2))
+    root = make_repo_copy(base / "repo", int8_only(tiny_params([PROJECT], classification__finetune__epochs=2)))
     dvc(root, "repro", f"finetune@{PROJECT}")
     audit = base / "audit"
     audit.mkdir()
