@@ -586,15 +586,11 @@ class _quiet_root_warnings:
         logging.getLogger().removeFilter(self.filter)
 
 
-def time_calls(fn: Callable[[list[str]], object], texts: list[str], batch_size: int, repeats: int) -> dict:
-    """Latency of ``fn`` on batches of ``batch_size`` texts: median and 95th percentile, and throughput."""
-    return time_interleaved({"fn": fn}, texts, batch_size, repeats)["fn"]
-
-
 def time_interleaved(fns: dict[str, Callable[[list[str]], object]], texts: list[str], batch_size: int,
                      repeats: int) -> dict[str, dict]:
-    """:func:`time_calls` for several models at once, taking turns call by call: every model sees
-    the same batches under the same machine load, so a busy machine slows them all alike."""
+    """Latency of each of ``fns`` on batches of ``batch_size`` texts (median and 95th percentile, and
+    throughput), the models taking turns call by call: every model sees the same batches under the
+    same machine load, so a busy machine slows them all alike."""
     batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)] or [texts]
     batches = (batches * (repeats // len(batches) + 1))[:repeats]
     for fn in fns.values():

@@ -189,14 +189,6 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
             w.writerow({c: r.get(c) for c in columns})
 
 
-def dir_size(path: Path) -> int:
-    """Bytes on disk under a folder (or of a file)."""
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def content_hash(path: Path) -> str:
     """A stable sha256 over the files under ``path`` (names and bytes), for lineage tags."""
     import hashlib

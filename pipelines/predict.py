@@ -1,12 +1,15 @@
 """Run an exported or registered model over a file of inputs.
 
     python -m pipelines predict <project> INPUT [--model models/<project>/export | models:/<name>@champion]
+    cat inputs.txt | python -m pipelines predict <project> - > predictions.jsonl
 
 INPUT is a JSON Lines or CSV file with the project's input column (``text``, ``source`` or
 ``document``, or the field name set in params.yaml), or a ``.txt`` file with one input per line, all
 UTF-8. Outputs go next to it, as ``<input>.predictions.jsonl``: each input record with the model's
 output fields added (label and score, translation, or summary). The file is written whole or not at
-all: a bad input stops the command naming its line, before the model runs.
+all: a bad input stops the command naming its line, before the model runs. INPUT ``-`` reads standard
+input (JSON Lines when the first line is an object, else one text per line) and writes the
+predictions to standard output; ``--output -`` writes them there for a file too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import difflib
 import io
 import json
 import logging
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -167,18 +172,6 @@ def _records(path: Path, column: str) -> tuple[list[dict], list[str]]:
     return records, [f"record {i}" for i in range(1, len(records) + 1)]
 
 
-def read_inputs(path: Path, column: str, aliases: tuple[str, ...] = (),
-                max_chars: int = DEFAULT_MAX_CHARS) -> list[dict]:
-    """Records holding a valid input text under ``column``; ``.txt`` lines become records.
-
-    The input field is ``column`` or the first of ``aliases`` the first record has; every record must
-    have it, holding a non-empty string of at most ``max_chars`` characters.
-    """
-    records, where, name = _read(path, column, aliases)
-    _check_texts(path, records, where, name, max_chars)
-    return [{**r, column: r[name]} for r in records]
-
-
 def _read(path: Path, column: str, aliases: tuple[str, ...]) -> tuple[list[dict], list[str], str]:
     """The records, where each one is, and the name of their input field."""
     if not path.is_file():
@@ -224,6 +217,10 @@ def run(project: str, input_path: str, model: str | None = None, batch_size: int
         raise ValueError(f"batch_size is {batch_size}; it must be at least 1")
     task_name, aliases = _project(project, params_path)
     column = get_task(task_name).input_field
+    if input_path == "-":
+        with tempfile.TemporaryDirectory(prefix="predict-") as scratch:
+            path = _stdin_file(Path(scratch))
+            return run(project, str(path), model, batch_size, output or "-", max_chars, params_path)
     path = Path(input_path)
     # The file is checked before the model loads (seconds), and again against the model's own limit.
     records, where, name = _read(path, column, aliases)
@@ -247,12 +244,26 @@ def run(project: str, input_path: str, model: str | None = None, batch_size: int
             raise DataError(f"{path}, {where[start]} to {where[start + len(chunk) - 1]}: the model refused these "
                             f"inputs ({exc}); nothing was written") from None
         rows.extend({**r, **p} for r, p in zip(chunk, preds.to_dict(orient="records")))
+    # default=str: a Parquet input may hold dates or other values JSON has no type for.
+    lines = (json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+    if output == "-":
+        sys.stdout.writelines(lines)
+        sys.stdout.flush()
+        return {"model": model_ref, "inputs": len(rows), "output": "-"}
     with atomic_file(out_path) as fh:
-        for row in rows:
-            # default=str: a Parquet input may hold dates or other values JSON has no type for.
-            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        fh.writelines(lines)
     logger.info("wrote %d predictions to %s", len(rows), out_path)
     return {"model": model_ref, "inputs": len(rows), "output": str(out_path)}
+
+
+def _stdin_file(folder: Path) -> Path:
+    """Standard input as a file of inputs: JSON Lines when its first line is an object, else one
+    text per line."""
+    data = sys.stdin.buffer.read()
+    first = next((line for line in data.splitlines() if line.strip()), b"")
+    path = folder / ("stdin.jsonl" if first.lstrip().startswith(b"{") else "stdin.txt")
+    path.write_bytes(data)
+    return path
 
 
 def _project(project: str, params_path: str | None) -> tuple[str, tuple[str, ...]]:

@@ -8,7 +8,6 @@ By default runs go to a SQLite store in the project folder (``mlflow.db``); set
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -404,16 +403,6 @@ def set_tags(tags: dict[str, Any]) -> None:
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
-def log_artifact(path: Path, artifact_path: str | None = None) -> None:
-    import mlflow
-
-    path = Path(path)
-    if path.is_dir():
-        mlflow.log_artifacts(str(path), artifact_path=artifact_path)
-    else:
-        mlflow.log_artifact(str(path), artifact_path=artifact_path)
-
-
 def log_dict(data: dict, name: str) -> None:
     import mlflow
 
@@ -491,7 +480,3 @@ def load_pyfunc(uri: str):
     except Exception as exc:
         raise TrackingError(f"cannot load model {uri!r} from {display_uri()}: {_reason(exc)}. "
                             "Check the name and alias in the MLflow UI, or set MLFLOW_TRACKING_URI") from None
-
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
