@@ -1,8 +1,8 @@
 """Classification report: accuracy, macro / weighted F1, per-class scores and the confusion matrix.
 
-Plain numpy, so the metric needs no scikit-learn at run time; the tests check it against
-``sklearn.metrics``. A score whose denominator is zero (a class never predicted, or absent from
-both predictions and references) is 0.0, like scikit-learn with ``zero_division=0``.
+Computed by ``sklearn.metrics``, with every class of ``labels`` reported (also one that never
+occurs). A score whose denominator is zero (a class never predicted, or absent from both
+predictions and references) is 0.0 (``zero_division=0``).
 
 Loaded by path, offline: ``evaluate.load("pipelines/metrics/classification_report")``.
 evaluate scans this file's imports to check its dependencies: keep one import per line.
@@ -11,6 +11,7 @@ evaluate scans this file's imports to check its dependencies: keep one import pe
 import datasets
 import evaluate
 import numpy as np
+from sklearn import metrics
 
 _DESCRIPTION = """\
 Accuracy, macro and weighted F1, per-class precision / recall / F1 / support and the confusion
@@ -47,15 +48,6 @@ Examples:
     >>> metric.compute(predictions=[0, 1, 1], references=[0, 1, 0], labels=["neg", "pos"])["accuracy"]
     0.6666666666666666
 """
-
-
-def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den elementwise, 0.0 where den is 0."""
-    num = num.astype(float)
-    den = den.astype(float)
-    out = np.zeros_like(num)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -97,22 +89,12 @@ class ClassificationReport(evaluate.Metric):
                     f"{len(names)} classes ({names}); give a name for every id"
                 )
 
-        k = len(names)
-        row = np.searchsorted(ids, y_true)
-        col = np.searchsorted(ids, y_pred)
-        cm = np.zeros((k, k), dtype=np.int64)
-        np.add.at(cm, (row, col), 1)
-
-        tp = np.diag(cm)
-        support = cm.sum(axis=1)
-        predicted = cm.sum(axis=0)
-        precision = _safe_divide(tp, predicted)
-        recall = _safe_divide(tp, support)
-        # 2tp / (2tp + fp + fn): scikit-learn's form, defined (as 0) where precision is not.
-        f1 = _safe_divide(2 * tp, support + predicted)
+        precision, recall, f1, support = metrics.precision_recall_fscore_support(
+            y_true, y_pred, labels=ids, average=None, zero_division=0)
+        cm = metrics.confusion_matrix(y_true, y_pred, labels=ids)
 
         return {
-            "accuracy": float(tp.sum() / y_true.size),
+            "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
             "macro_f1": float(f1.mean()),
             "weighted_f1": float((f1 * support).sum() / support.sum()),
             "per_class": {
