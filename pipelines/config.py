@@ -205,7 +205,7 @@ class TokenizerConfig(Strict):
     type: Literal["wordpiece", "bpe", "unigram"] = "wordpiece"
     vocab_size: Annotated[int, Field(ge=100, le=500_000)] = 4000
     # WordPiece and BPE: a merge must occur this often in the training text to enter the vocabulary.
-    # 1 lets every training word become one token (on SST-2 that lifted accuracy, see README); the
+    # 1 lets every training word become one token (on SST-2 that lifted accuracy, docs/benchmark-findings.md); the
     # Unigram trainer has no such threshold.
     min_frequency: Annotated[int, Field(ge=1)] = 2
     lowercase: bool = True

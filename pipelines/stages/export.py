@@ -34,9 +34,22 @@ from .evaluate import test_records
 
 logger = logging.getLogger(__name__)
 
-# What the served model needs besides the pipeline's own code.
-SERVING_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "tokenizers", "safetensors", "pandas",
-                        "pydantic>=2.7,<3", "pyyaml", "numpy"]
+# What the served model needs besides the pipeline's own code (distribution names).
+SERVING_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "pandas", "pydantic", "PyYAML", "numpy")
+
+
+def serving_requirements() -> list[str]:
+    """The served model's requirements, pinned to the versions this export ran with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in SERVING_PACKAGES:
+        try:
+            # Without a local build tag (2.13.0+cpu): the serving host picks its own build.
+            pins.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:  # not installed here: the serving host resolves it
+            pins.append(name)
+    return pins
 
 
 def choose_variant(export_cfg, table: dict[str, dict], primary: str) -> tuple[str, str]:
@@ -254,7 +267,7 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
             # logged beside it (code_paths), and unpickles nothing.
             params, project, run_id, python_model=str(MODEL_CODE), signature=model_signature(cfg.task),
             artifacts={"export": str(paths.export)}, code_paths=[str(Path(__file__).resolve().parents[1])],
-            pip_requirements=SERVING_REQUIREMENTS,
+            pip_requirements=serving_requirements(),
             metric_name=primary, metric_value=value, test_data_hash=test_hash, description=description,
             version_tags={"variant": variant, "project": project, "task": cfg.task,
                           **data_lineage.lineage(params, project, paths)},
