@@ -8,12 +8,15 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup run test test-slow bench ui sweep clean-outputs
+.PHONY: help setup run test test-slow bench ui sweep
 
-setup:
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+setup:  ## create .venv and install the pinned dependencies (once per change of pyproject.toml)
 	@bash scripts/setup.sh
 
-run: setup
+run: setup  ## run every project end to end: dvc repro, then its metrics
 	dvc repro
 	@dvc metrics show
 
@@ -23,20 +26,20 @@ run: setup
 # collected still makes pytest, and so make, exit non-zero.
 TEST_WORKERS ?= auto
 
-test: setup
+test: setup  ## the test suite, as CI runs it
 	python -m pytest -m "not slow and not gpu" -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --durations=25
 
-test-slow: setup
+test-slow: setup  ## the tests marked slow
 	python -m pytest -m slow
 
-bench: setup
+bench: setup  ## the benchmarks; results in benchmarks/results/ and benchmarks/RESULTS.md
 	python -m benchmarks.run
 
 # A sweep of the classification demo's learning rate and width, 8 TPE trials; any project, keys and
 # ranges work the same way (README, "Tuning: sweeps").
 SWEEP ?= -S 'finetune.learning_rate=loguniform(1e-4,3e-3)' -S 'model.hidden_size=choice(64,128)' --trials 8
-sweep: setup
+sweep: setup  ## a TPE sweep of the classification demo (SWEEP= sets its options)
 	python -m pipelines sweep classification $(SWEEP) --sampler tpe --apply best
 
-ui: setup
+ui: setup  ## the MLflow UI on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -117,9 +117,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipelines predict", description=predict.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("project", help="a project of params.yaml (under projects:)")
-    p.add_argument("input", help=".jsonl, .csv or .txt file of inputs (UTF-8)")
+    p.add_argument("input", help=".jsonl, .csv or .txt file of inputs (UTF-8), or - for standard input")
     p.add_argument("--model", help="export folder or MLflow model URI (default: models/<project>/export)")
-    p.add_argument("--output", help="where to write predictions (default: <input>.predictions.jsonl)")
+    p.add_argument("--output", help="where to write predictions, - for standard output (default: "
+                                    "<input>.predictions.jsonl; standard output for input -)")
     p.add_argument("--batch-size", type=batch_size, default=32, help="inputs per model call (default: %(default)s)")
     p.add_argument("--params", help="where the project is defined (default: params.yaml, when there is one)")
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
@@ -269,7 +270,8 @@ def predict_main(argv: list[str]) -> int:
 
         summary = predict.run(args.project, args.input, args.model, args.batch_size, args.output,
                               params_path=args.params)
-        print(json.dumps(summary, indent=2))
+        # With the predictions on standard output, the summary goes to standard error.
+        print(json.dumps(summary, indent=2), file=sys.stderr if summary["output"] == "-" else sys.stdout)
         return 0
 
     return _guarded(run)

@@ -42,6 +42,21 @@ def test_predict_writes_labels_next_to_the_inputs(classification_repo):
     assert [r["score"] for r in registered] == pytest.approx([r["score"] for r in rows], abs=1e-5)
 
 
+def test_predict_reads_standard_input_and_writes_standard_output(classification_repo):
+    root = classification_repo
+    texts = "a wonderful, moving film\nthe plot was dull and far too long\n"
+    proc = subprocess.run([sys.executable, "-m", "pipelines", "predict", "classification", "-"], cwd=root,
+                          env=pipeline_env(root), input=texts, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [r["text"] for r in rows] == texts.splitlines() and all(isinstance(r["label"], str) for r in rows)
+    assert '"output": "-"' in proc.stderr  # the summary goes to standard error
+    bad = subprocess.run([sys.executable, "-m", "pipelines", "predict", "classification", "-"], cwd=root,
+                         env=pipeline_env(root), input='{"text": "good"}\n{"text": ""}\n', capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 3 and "stdin.jsonl, line 2: 'text' is empty" in bad.stderr and not bad.stdout
+
+
 def test_predict_rejects_an_empty_input_and_writes_nothing(classification_repo):
     root = classification_repo
     bad = root / "bad.jsonl"
