@@ -31,9 +31,23 @@ def _quiet_environment() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"nlp-pipelines {version('nlp-pipelines')}"
+    except PackageNotFoundError:  # run from a checkout that was not installed
+        return "nlp-pipelines (not installed)"
+
+
+def _parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=_version())
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _parser("python -m pipelines", __doc__)
     p.add_argument("stage", choices=STAGES + ("check", "predict", "registry", "sweep"),
                    help="stage to run, 'check' to validate params only, 'predict', 'registry' or 'sweep' (see their "
                         "--help)")
@@ -114,8 +128,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
     batch_size = _at_least_one("inputs per model call")
 
-    p = argparse.ArgumentParser(prog="python -m pipelines predict", description=predict.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _parser("python -m pipelines predict", predict.__doc__)
     p.add_argument("project", help="a project of params.yaml (under projects:)")
     p.add_argument("input", help=".jsonl, .csv or .txt file of inputs (UTF-8), or - for standard input")
     p.add_argument("--model", help="export folder or MLflow model URI (default: models/<project>/export)")
@@ -131,8 +144,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 def build_registry_parser() -> argparse.ArgumentParser:
     from . import registry
 
-    p = argparse.ArgumentParser(prog="python -m pipelines registry", description=registry.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _parser("python -m pipelines registry", registry.__doc__)
     p.add_argument("project", help="a project of params.yaml (under projects:)")
     p.add_argument("action", nargs="?", choices=("history", "promote", "rollback"), default="history",
                    help="history (default): every version and each move of its aliases; promote VERSION: move "
@@ -187,8 +199,7 @@ def build_sweep_parser() -> argparse.ArgumentParser:
             raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of minutes")
         return m
 
-    p = argparse.ArgumentParser(prog="python -m pipelines sweep", description=sweep.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _parser("python -m pipelines sweep", sweep.__doc__)
     p.add_argument("project", help="a project of params.yaml (under projects:)")
     p.add_argument("-S", "--set", dest="dimensions", action="append", default=[], required=True,
                    metavar="KEY=SPACE", help="a setting to search: choice(a,b,...), range(low,high[,step]), "

@@ -95,3 +95,10 @@ def test_a_host_without_the_training_data_can_still_predict(tmp_path, monkeypatc
     (tmp_path / "in.jsonl").write_bytes(jsonl({"text": "good"}, ["a", "list"]))
     assert main(["predict", "classification", "in.jsonl"]) == 3
     assert "in.jsonl, line 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["predict"], ["registry"], ["sweep"]])
+def test_every_command_says_its_version(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, "--version"])
+    assert stopped.value.code == 0 and capsys.readouterr().out.startswith("nlp-pipelines ")
