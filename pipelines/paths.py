@@ -61,6 +61,13 @@ class ProjectPaths:
     def pretrained(self) -> Path:
         return self.models / "pretrained"
 
+    # Written by pretrain in place of weights when the model starts from a checkpoint: its name.
+    INIT_MARKER = "init.json"
+
+    @property
+    def init_marker(self) -> Path:
+        return self.pretrained / self.INIT_MARKER
+
     @property
     def pretrain_checkpoints(self) -> Path:
         return self.models / "pretrain-checkpoints"
@@ -76,6 +83,11 @@ class ProjectPaths:
     @property
     def compressed(self) -> Path:
         return self.models / "compressed"
+
+    @property
+    def manifest(self) -> Path:
+        """The variants compress made: kind, folder and source of each (evaluate and export read it)."""
+        return self.compressed / "variants.json"
 
     @property
     def export(self) -> Path:

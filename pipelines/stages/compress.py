@@ -39,8 +39,6 @@ from ..training import KeepKeys, resolve_device
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "variants.json"
-
 
 def train_data(paths: ProjectPaths):
     import datasets
@@ -138,7 +136,7 @@ def run(params: Params, project: str) -> dict:
             details["ort_fp32"] = {k: v for k, v in check.items() if k.startswith("onnx_")}
             # export takes this graph and its check when it exports the full model (see export.onnx_graphs)
             manifest["ort_fp32"]["check"] = details["ort_fp32"]
-        write_json(tmp / MANIFEST, manifest)
+        write_json(tmp / paths.manifest.name, manifest)
 
     def folder(name: str) -> Path:
         return paths.finetuned if manifest[name]["path"] is None else paths.compressed / manifest[name]["path"]

@@ -20,7 +20,6 @@ from ..paths import ProjectPaths
 from ..tasks import get_task
 from ..tokenization import load_tokenizers
 from ..training import resolve_device
-from .compress import MANIFEST
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def run(params: Params, project: str) -> dict:
     device = resolve_device(params)
     tokenizers = load_tokenizers(paths.tokenizer)
     records = test_records(paths, cfg)
-    manifest = read_json(paths.compressed / MANIFEST)
+    manifest = read_json(paths.manifest)
     # The chain's order, not the file's (sorted) one; which variants exist is what compress made.
     rank = {name: i for i, name in enumerate(VARIANT_ORDER)}
     manifest = dict(sorted(manifest.items(), key=lambda kv: rank.get(kv[0], len(rank))))

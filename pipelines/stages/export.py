@@ -29,7 +29,6 @@ from ..paths import ProjectPaths
 from ..tasks import get_task
 from ..tokenization import load_tokenizers, save_tokenizers
 from ..training import resolve_device
-from .compress import MANIFEST
 from .evaluate import test_records
 
 logger = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ def run(params: Params, project: str) -> dict:
     finetune = read_json(paths.report("finetune"))
     primary = task.primary_metric
     variant, reason = choose_variant(cfg.export, read_json(paths.report("variants"))["variants"], primary)
-    manifest = read_json(paths.compressed / MANIFEST)
+    manifest = read_json(paths.manifest)
     entry = manifest[variant]
 
     def folder(name: str) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 from .. import sweep_trial, tracking
 from ..config import Params, flatten
@@ -19,15 +18,14 @@ from ..tasks import get_task
 from ..tokenization import load_tokenizers
 from ..training import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device,
                         resolve_precision, resume_settings, save_resume_state, train)
-from .pretrain import INIT_FILE
 
 logger = logging.getLogger(__name__)
 
 
-def init_source(pretrained: Path) -> str:
+def init_source(paths: ProjectPaths) -> str:
     """The folder finetune starts from, or the checkpoint name pretrain recorded."""
-    marker = pretrained / INIT_FILE
-    return read_json(marker)["checkpoint"] if marker.exists() else str(pretrained)
+    marker = paths.init_marker
+    return read_json(marker)["checkpoint"] if marker.exists() else str(paths.pretrained)
 
 
 def check_source_gain(report: dict, floor: float | None) -> None:
@@ -68,7 +66,7 @@ def run(params: Params, project: str) -> dict:
     precision = resolve_precision(cfg.finetune, device, f"projects.{project}.finetune")
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
-    init = init_source(paths.pretrained)
+    init = init_source(paths)
     # The fresh weights (a new head, or a model from scratch) come from the seed, not from whatever
     # consumed the global RNG before this line.
     set_seed(params.common.seed)

@@ -17,7 +17,6 @@ from ..training import (KeepKeys, build_args, curve_rows, fingerprint, prepare_c
                         resolve_precision, resume_settings, save_resume_state, train)
 
 logger = logging.getLogger(__name__)
-INIT_FILE = "init.json"
 
 
 def run(params: Params, project: str) -> dict:
@@ -26,7 +25,7 @@ def run(params: Params, project: str) -> dict:
     paths = ProjectPaths.of(project)
     if not cfg.model.from_scratch:
         with atomic_dir(paths.pretrained) as tmp:
-            write_json(tmp / INIT_FILE, {"checkpoint": cfg.model.init})
+            write_json(tmp / paths.INIT_MARKER, {"checkpoint": cfg.model.init})
         report = {"pretrained": False, "init": cfg.model.init}
         write_json(paths.report("pretrain"), report)
         write_csv(paths.plot("pretrain_loss.csv"), [], ["step", "epoch", "loss", "learning_rate"])
