@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from pipelines.config import ConfigError, load_params, parse_params, resolve_projects
+from tests.tiny import REPO
 
 
 @pytest.fixture
@@ -388,3 +389,11 @@ def test_yaml_anchors_and_merge_keys_still_work(tmp_path):
                     "    finetune:\n      <<: *train\n      epochs: 4\n")
     cfg = load_params(path).project("classification")
     assert (cfg.finetune.epochs, cfg.finetune.batch_size, cfg.pretrain.epochs) == (4, 8, 2)
+
+
+def test_the_params_reference_is_current():
+    """docs/params.md is generated from the config models; regenerate it when a setting changes:
+    python -m pipelines.params_reference > docs/params.md"""
+    from pipelines.params_reference import render
+
+    assert (REPO / "docs" / "params.md").read_text() == render()
