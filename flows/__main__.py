@@ -1,6 +1,6 @@
 """Command line of the flows.
 
-    python -m flows run <project> [-S key=value ...] [--checkout DIR] [--retries N] [--no-push]
+    python -m flows run <project> [-S key=value ...] [--keep-overrides] [--checkout DIR] [--retries N] [--no-push]
     python -m flows retrain <project> [--force] [--checkout DIR]
     python -m flows deploy [NAME ...] [--checkout DIR]
 
@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run every stage of a project (DVC skips what is up to date)")
     run.add_argument("project")
     run.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="write a param into params.yaml first, as `dvc exp run -S` (repeatable)")
+                     help="a param for this run, as `dvc exp run -S` (repeatable); params.yaml is put back "
+                          "afterwards unless --keep-overrides")
+    run.add_argument("--keep-overrides", action="store_true",
+                     help="leave the -S values in params.yaml after the run")
     retrain = sub.add_parser("retrain", help="retrain if the data or params changed since the champion")
     retrain.add_argument("project")
     retrain.add_argument("--force", action="store_true", help="retrain even when nothing changed")
@@ -85,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         start_local_api()
         common = {"checkout": checkout, "retries": args.retries, "push": not args.no_push}
         if args.command == "run":
-            state = pipeline(args.project, overrides=parse_overrides(args.overrides), return_state=True, **common)
+            state = pipeline(args.project, overrides=parse_overrides(args.overrides), return_state=True,
+                             keep_overrides=args.keep_overrides, **common)
         else:
             state = retrain(args.project, force=args.force, return_state=True, **common)
     except FlowError as exc:

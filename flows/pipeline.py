@@ -24,6 +24,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows import checkout as co
+from pipelines.io import atomic_file
 
 # A second flow run on the same checkout waits this long for the first before failing.
 LOCK_TIMEOUT_SECONDS = 6 * 3600
@@ -168,15 +169,29 @@ def _lock(root: Path, timeout: float):
 @flow(name="nlp-pipeline", flow_run_name="{project}")
 def pipeline(project: str = "classification", overrides: dict[str, Any] | None = None,
              checkout: str | None = None, retries: int | None = None, retry_delay_seconds: float | None = None,
-             push: bool = True, lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS) -> dict:
+             push: bool = True, lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
+             keep_overrides: bool = False) -> dict:
     """Run every DVC stage of ``project`` in order in ``checkout`` (default: the working directory),
-    after writing ``overrides`` ({dotted key: value}) into its params.yaml and validating it."""
+    after writing ``overrides`` ({dotted key: value}) into its params.yaml and validating it.
+
+    The overrides are for this run: params.yaml is put back as it was when the run ends (however
+    it ends), so the next scheduled retraining of the checkout trains on its own settings; the
+    values this run used are in its MLflow run and in dvc.lock. ``keep_overrides`` leaves them."""
     root = _root(checkout, project)
     retries, delay = _retry_settings(retries, retry_delay_seconds)
     with _lock(root, lock_timeout_seconds):
-        check_params(project, str(root), overrides)
-        outcomes = _stages(project, root, co.STAGES, retries, delay)
-        return _finish(project, root, outcomes, push)
+        params_file = root / "params.yaml"
+        original = params_file.read_bytes() if overrides and not keep_overrides else None
+        try:
+            check_params(project, str(root), overrides)
+            outcomes = _stages(project, root, co.STAGES, retries, delay)
+            return _finish(project, root, outcomes, push)
+        finally:
+            if original is not None and params_file.read_bytes() != original:
+                with atomic_file(params_file, "wb") as fh:
+                    fh.write(original)
+                get_run_logger().info("params.yaml is back as it was before this run's overrides (keep them "
+                                      "with keep_overrides / --keep-overrides)")
 
 
 @flow(name="nlp-retrain", flow_run_name="retrain-{project}")

@@ -432,9 +432,12 @@ def test_transient_stage_failure_is_retried(deployed, worker, checkout):
     # an MLflow server that does not answer fails export with TrackingError (exit code 4): retried.
     # A tracking param changed so that export is out of date (it is not part of the lineage hash).
     env = {**worker["env"], "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "PIPELINES_FLOW_RETRY_DELAY": "0"}
+    before = (checkout / "params.yaml").read_text()
     proc = flows_cli("run", PROJECT, "--checkout", str(checkout), "--retries", "1", "--no-push",
                      "-S", "tracking.experiment_prefix=flows-retry", env=env, cwd=checkout)
     assert proc.returncode == 1
+    # The override was for that run: the next scheduled retraining trains on the checkout's settings.
+    assert (checkout / "params.yaml").read_text() == before
     message = proc.stderr[proc.stderr.rindex("error: Flow run"):]
     assert "export@classification failed (exit code 4)" in message and "does not answer" in message
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
