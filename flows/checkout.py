@@ -8,7 +8,6 @@ pipelines check``), so a flow run leaves the checkout exactly as a user's ``dvc 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -274,36 +273,40 @@ def push(root: Path, project: str, log: Callable[[str], None]) -> str:
 def checkout_lock(root: Path, timeout: float, owner: str = "",
                   on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold ``.dvc/tmp/flow.lock`` for a whole flow run: two flow runs never run DVC (or rewrite
-    params.yaml) in the same checkout at once. A second run waits up to ``timeout`` seconds."""
+    params.yaml) in the same checkout at once. A second run waits up to ``timeout`` seconds; who
+    holds the lock is written beside it (``flow.lock.owner``) for the waiting run's messages."""
+    from filelock import FileLock, Timeout
+
     path = root / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as fh:
-        deadline = time.monotonic() + timeout
-        waited = False
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waited and on_wait is not None:
-                    fh.seek(0)
-                    on_wait(fh.read().strip() or "another process")
-                waited = True
-                if time.monotonic() > deadline:
-                    fh.seek(0)
-                    raise FlowError(f"{path} is still held by {fh.read().strip() or 'another process'} after "
-                                    f"{timeout:.0f} s; another flow run is using this checkout") from None
-                time.sleep(1.0)
+    holder_file = path.with_name(path.name + ".owner")
+    lock = FileLock(str(path))
+
+    def holder() -> str:
         try:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"pid {os.getpid()} on {socket.gethostname()} {owner}\n".strip() + "\n")
-            fh.flush()
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            return holder_file.read_text(encoding="utf-8").strip() or "another process"
+        except OSError:
+            return "another process"
+
+    deadline = time.monotonic() + timeout
+    waited = False
+    while True:
+        try:
+            lock.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+            break
+        except Timeout:
+            if not waited and on_wait is not None:
+                on_wait(holder())
+            waited = True
+            if time.monotonic() >= deadline:
+                raise FlowError(f"{path} is still held by {holder()} after {timeout:.0f} s; another flow run is "
+                                "using this checkout") from None
+    try:
+        holder_file.write_text(f"pid {os.getpid()} on {socket.gethostname()} {owner}".strip() + "\n", encoding="utf-8")
+        yield
+    finally:
+        holder_file.unlink(missing_ok=True)
+        lock.release()
 
 
 # --------------------------------------------------------------------------- reports
