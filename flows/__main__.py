@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -53,10 +52,10 @@ EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 120
 def set_environment_defaults() -> None:
     """Settings of this command unless the user set them; Prefect reads its own when it is first
     imported, so this runs before any module that imports it."""
-    for var, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DVC_NO_ANALYTICS", "1"),
-                       ("MLFLOW_DISABLE_TELEMETRY", "true"),
-                       ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_TIMEOUT_SECONDS))):
-        os.environ.setdefault(var, value)
+    from pipelines import settings
+
+    settings.apply_environment_defaults(
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=str(EPHEMERAL_STARTUP_TIMEOUT_SECONDS))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,10 +70,9 @@ class StageOutcome:
 def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment stages run in: the worker's own (MLFLOW_TRACKING_URI, PIPELINES_DEVICE, CUDA
     variables pass through untouched), quiet and without progress bars, which a log view cannot redraw."""
-    env = dict(os.environ)
-    for key, value in (("PIPELINES_PROGRESS", "0"), ("DVC_NO_ANALYTICS", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true"),
-                       ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("TOKENIZERS_PARALLELISM", "false")):
-        env.setdefault(key, value)
+    from pipelines import settings
+
+    env = settings.apply_environment_defaults(dict(os.environ), PIPELINES_PROGRESS="0")
     env.update(extra or {})
     return env
 

@@ -22,15 +22,6 @@ STAGES = ("configure", "ingest", "clean", "split", "tokenize", "pretrain", "fine
 logger = logging.getLogger("pipelines")
 
 
-def _quiet_environment() -> None:
-    # No telemetry calls from an offline pipeline; and keep library chatter out of stage logs.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
-
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -65,7 +56,7 @@ def _start(log_level: str | None) -> None:
     settings.check()
     logging.basicConfig(level=log_level or settings.get("PIPELINES_LOG_LEVEL"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    _quiet_environment()
+    settings.apply_environment_defaults()
     for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -100,6 +100,27 @@ SETTINGS = {s.name: s for s in (
 )}
 
 
+# What the product sets for itself and the libraries it runs, unless the user set it: no telemetry
+# calls from an offline pipeline, and no library chatter in stage logs. Every entry point applies
+# these (the stages' CLI, the flows' CLI, the environment flows give stages, the test suite).
+ENVIRONMENT_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+}
+
+
+def apply_environment_defaults(env: dict | None = None, **extra: str) -> dict:
+    """Set ENVIRONMENT_DEFAULTS (and ``extra``) in ``env`` (default: this process's environment)
+    where they are not set already; returns ``env``."""
+    target = os.environ if env is None else env
+    for key, value in {**ENVIRONMENT_DEFAULTS, **extra}.items():
+        target.setdefault(key, value)
+    return target
+
+
 def get(name: str):
     """The parsed value of one setting; a ConfigError naming the variable when it is malformed."""
     setting = SETTINGS[name]

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("PIPELINES_PROGRESS", "0")
+from pipelines import settings
+
+# The product's own defaults, the hub never contacted, and no progress bars in test logs.
+settings.apply_environment_defaults(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_EVALUATE_OFFLINE="1",
+                                    TRANSFORMERS_OFFLINE="1", PIPELINES_PROGRESS="0")
 # The suite runs one worker per core (make test), and each worker's stages run in subprocesses that
 # inherit this: one thread each, so two workers on two cores do not wait on each other's threads.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
