@@ -9,7 +9,9 @@ from pathlib import Path
 
 def repo_root() -> Path:
     """The project root: PIPELINES_ROOT, else the current directory (dvc runs stages there)."""
-    return Path(os.environ.get("PIPELINES_ROOT", os.getcwd())).resolve()
+    from . import settings
+
+    return Path(settings.get("PIPELINES_ROOT") or os.getcwd()).resolve()
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,8 @@ def _flag(raw: str) -> bool:
 
 
 SETTINGS = {s.name: s for s in (
+    Setting("PIPELINES_ROOT", "", "a folder (unset: the working directory)", str,
+            "the project folder the stages read and write"),
     Setting("PIPELINES_DEVICE", "", "auto, cpu or cuda (unset: runtime.device of params.yaml)",
             lambda raw: _choice("auto", "cpu", "cuda")(raw) if raw.strip() else None,
             "device for training and evaluation on this machine"),
