@@ -83,7 +83,9 @@ def run(params: Params, project: str) -> dict:
     evaluation = read_json(paths.report("evaluate"))
     finetune = read_json(paths.report("finetune"))
     primary = task.primary_metric
-    variant, reason = choose_variant(cfg.export, read_json(paths.report("variants"))["variants"], primary)
+    variants = read_json(paths.report("variants"))["variants"]
+    variant, reason = choose_variant(cfg.export, variants, primary)
+    test_hash = content_hash(paths.splits / "test.jsonl")
     manifest = read_json(paths.manifest)
     entry = manifest[variant]
 
@@ -122,14 +124,14 @@ def run(params: Params, project: str) -> dict:
                     onnx_report["onnx_int8_files"].append(graph.with_suffix(".int8.onnx").name)
         info = {"project": project, "task": task.name, "settings": settings, "primary_metric": primary,
                 "variant": variant, "variant_reason": reason, "test_metrics": evaluation[variant],
-                "test_data_hash": content_hash(paths.splits / "test.jsonl"),
+                "test_data_hash": test_hash,
                 "mlflow_run_id": finetune.get("mlflow_run_id"), **tracking.git_commit()}
         write_json(tmp / "export.json", info)
         profile = data_lineage.profile(paths.splits, task, tokenizer_trained_here=cfg.model.init == "scratch")
         data_lineage.write_profile(tmp, *profile)
         with atomic_file(tmp / "README.md") as fh:
-            fh.write(model_card.render(info, profile[0], read_json(paths.report("variants"))["variants"],
-                                       read_json(paths.raw / "source.json"), content_hash(paths.raw)))
+            fh.write(model_card.render(info, profile[0], variants, read_json(paths.raw / "source.json"),
+                                       content_hash(paths.raw)))
     report = {"export_dir": str(paths.export.relative_to(paths.root)), **onnx_report, "variant": variant,
               "variant_reason": reason, "hf_size_bytes": weights_size(paths.export / "hf")}
 
@@ -145,7 +147,7 @@ def run(params: Params, project: str) -> dict:
         if params.tracking.register_model:
             scorer = champion_scorer(params, project, paths, champions)
             report.update(register(params, project, paths, finetune.get("mlflow_run_id"), primary, metric_value,
-                                   variant, score_champion=scorer, data_change_report=change))
+                                   variant, test_hash, score_champion=scorer, data_change_report=change))
     write_json(paths.report("export"), report)
     return report
 
@@ -243,12 +245,12 @@ def onnx_graphs(impl, ort_entry: dict | None, compressed: Path, float_name: str,
 
 
 def register(params: Params, project: str, paths: ProjectPaths, run_id: str | None, primary: str,
-             value: float, variant: str = "full", score_champion=None, data_change_report: dict | None = None) -> dict:
+             value: float, variant: str, test_hash: str, score_champion=None,
+             data_change_report: dict | None = None) -> dict:
     """Log the served model and register it; a failed update leaves the champion as it was."""
     from ..serving import MODEL_CODE, model_signature
 
     cfg = params.project(project)
-    test_hash = content_hash(paths.splits / "test.jsonl")
     description = (f"{project} ({cfg.task}), init={cfg.model.init}, test {primary}={value:.4f} on "
                    f"test data {test_hash[:12]}; variant: {variant}; commit {tracking.git_commit().get('git.commit')}")
     try:
