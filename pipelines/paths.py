@@ -99,6 +99,11 @@ class ProjectPaths:
     def report(self, stage: str) -> Path:
         return self.root / "reports" / self.project / f"{stage}.json"
 
+    @property
+    def predictions(self) -> Path:
+        """Every test example with the full model's prediction and its own score (evaluate writes it)."""
+        return self.root / "reports" / self.project / "predictions.jsonl"
+
     # plots/<project>/<name>: CSV files the top-level plots section of dvc.yaml draws.
     def plot(self, name: str) -> Path:
         return self.root / "plots" / self.project / name

@@ -123,6 +123,13 @@ def apply_environment_defaults(env: dict | None = None, **extra: str) -> dict:
     return target
 
 
+def progress(iterable, desc: str, **kwargs):
+    """``iterable`` with a progress bar (tqdm, as training's), unless PIPELINES_PROGRESS=0."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, disable=not get("PIPELINES_PROGRESS"), **kwargs)
+
+
 def get(name: str):
     """The parsed value of one setting; a ConfigError naming the variable when it is malformed."""
     setting = SETTINGS[name]

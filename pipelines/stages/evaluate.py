@@ -3,7 +3,10 @@
 library), joined with compress's size and latency measurements into one table.
 
 Writes reports/<project>/evaluate.json (metrics of every variant, DVC metrics),
-reports/<project>/variants.json (the variant table, DVC metrics), plots/<project>/evaluate.csv and
+reports/<project>/variants.json (the variant table, DVC metrics), reports/<project>/predictions.jsonl
+(every test example with the full model's prediction and its own score, written row by row; the
+demo's Results view reads it, and two versions can be compared example by example),
+plots/<project>/evaluate.csv and
 plots/<project>/variants.csv (metric against batch-1 latency, DVC plots), and adds test metrics,
 the variant table, a figure and a table of sample predictions to the model's MLflow run.
 """
@@ -13,13 +16,13 @@ from __future__ import annotations
 import logging
 
 from .. import tracking
-from ..compression import load_hf_model
-from ..config import VARIANT_ORDER, Params
-from ..io import read_json, read_jsonl, write_csv, write_json
+from ..config import Params
+from ..io import read_json, read_jsonl, write_csv, write_json, write_jsonl
 from ..paths import ProjectPaths
 from ..tasks import get_task
 from ..tokenization import load_tokenizers
 from ..training import resolve_device
+from ..variants import load_variant, manifest as variant_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +34,6 @@ VARIANT_COLUMNS = ["variant", "latency_ms", "latency_p95_ms", "examples_per_seco
 def test_records(paths: ProjectPaths, cfg) -> list[dict]:
     records = read_jsonl(paths.splits / "test.jsonl")
     return records[: cfg.evaluate.max_examples] if cfg.evaluate.max_examples > 0 else records
-
-
-def load_variant(name: str, entry: dict, paths: ProjectPaths, impl, tokenizers, cfg, device: str):
-    """A variant as a model the task's evaluate_model accepts, and the device to run it on."""
-    folder = paths.finetuned if entry["path"] is None else paths.compressed / entry["path"]
-    if entry["kind"] == "onnx":
-        return impl.ort_model(folder, tokenizers, cfg), "cpu"
-    if entry["kind"] == "int8":
-        return load_hf_model(folder), "cpu"  # dynamic int8 kernels are CPU kernels
-    return load_hf_model(folder, device), device
 
 
 def variant_table(results: dict, compress: dict, primary: str) -> dict[str, dict]:
@@ -72,10 +65,7 @@ def run(params: Params, project: str) -> dict:
     device = resolve_device(params)
     tokenizers = load_tokenizers(paths.tokenizer)
     records = test_records(paths, cfg)
-    manifest = read_json(paths.manifest)
-    # The chain's order, not the file's (sorted) one; which variants exist is what compress made.
-    rank = {name: i for i, name in enumerate(VARIANT_ORDER)}
-    manifest = dict(sorted(manifest.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    manifest = variant_manifest(paths)
     compress = read_json(paths.report("compress"))
 
     results = {}
@@ -92,6 +82,7 @@ def run(params: Params, project: str) -> dict:
             report[f"{name}_change"] = results[name]["primary"] - results["full"]["primary"]
     report.update(results["full"].get("report_extra", {}))
     write_json(paths.report("evaluate"), report)
+    write_jsonl(paths.predictions, impl.prediction_rows(records, results["full"], cfg))
     rows, columns = impl.plot_rows(results["full"])
     write_csv(paths.plot("evaluate.csv"), rows, columns)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..settings import progress
 from . import get_task
 
 logger = logging.getLogger(__name__)
@@ -198,17 +199,20 @@ def compute_metrics_fn(dsd, tokenizers, cfg):
 
 # --------------------------------------------------------------------------- inference
 @torch.inference_mode()
-def predict(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128, device="cpu"):
-    """Predicted label ids and their probabilities, in input order."""
+def predict(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128, device="cpu",
+            desc: str | None = None):
+    """Predicted label ids and every label's probability (one row per text, in label-id order), in
+    input order; with ``desc``, a progress bar of that name."""
     model.eval()
     ids, probs = [], []
-    for i in range(0, len(texts), batch_size):
+    batches = range(0, len(texts), batch_size)
+    for i in (progress(batches, desc, unit="batch") if desc else batches):
         enc = tokenizer(texts[i:i + batch_size], truncation=True, max_length=max_length, padding=True,
                         return_tensors="pt").to(device)
         logits = model(**{k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}).logits
         p = torch.softmax(logits.float(), -1)
         ids.extend(p.argmax(-1).tolist())
-        probs.extend(p.max(-1).values.tolist())
+        probs.extend(p.tolist())
     return ids, probs
 
 
@@ -231,10 +235,11 @@ def evaluate_model(model, tokenizers, records: list[dict], cfg, device="cpu") ->
 
         raise DataError(f"test labels {unknown} are unknown to the model (it knows {labels})")
     refs = [label_ids[r["label"]] for r in records]
-    pred, prob = predict(model, tokenizer, texts, cfg.evaluate.batch_size, cfg.tokenizer.max_length, device)
+    pred, prob = predict(model, tokenizer, texts, cfg.evaluate.batch_size, cfg.tokenizer.max_length, device,
+                         desc="test predictions")
     metrics = evaluate_predictions(pred, refs, labels)
     samples = [
-        {"text": t, "reference": labels[r], "prediction": labels[p], "probability": round(pr, 4)}
+        {"text": t, "reference": labels[r], "prediction": labels[p], "probability": round(pr[p], 4)}
         for t, r, p, pr in list(zip(texts, refs, pred, prob))[: cfg.evaluate.sample_predictions]
     ]
     flat = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "weighted_f1": metrics["weighted_f1"]}
@@ -242,7 +247,18 @@ def evaluate_model(model, tokenizers, records: list[dict], cfg, device="cpu") ->
         flat[f"precision.{name}"] = pc["precision"]
         flat[f"recall.{name}"] = pc["recall"]
     return {"metrics": flat, "details": metrics, "samples": samples, "primary": metrics["accuracy"],
-            "pairs": [(labels[r], labels[p]) for r, p in zip(refs, pred)]}
+            "pairs": [(labels[r], labels[p]) for r, p in zip(refs, pred)], "labels": labels, "probabilities": prob}
+
+
+def prediction_rows(records: list[dict], result: dict, cfg):
+    """One row per test example: the text, its label, the prediction with every label's probability
+    (highest first), whether it is right (``score`` 1 or 0) and the model's confidence."""
+    labels = result["labels"]
+    for i, (rec, (actual, predicted), probs) in enumerate(zip(records, result["pairs"], result["probabilities"])):
+        ranked = sorted(zip(labels, probs), key=lambda kv: -kv[1])
+        yield {"example": i, "input": rec["text"], "reference": actual, "prediction": predicted,
+               "score": float(actual == predicted), "confidence": round(ranked[0][1], 6),
+               "probabilities": {name: round(p, 6) for name, p in ranked}}
 
 
 FIGURE_NAME = "confusion_matrix.png"
@@ -284,10 +300,16 @@ def onnx_example(tokenizers, records: list[dict], cfg):
 
 
 def predict_texts(model, tokenizers, texts: list[str], cfg, device="cpu") -> list[dict]:
-    """Labels with their probability for raw texts (serving, predict, latency measurements)."""
+    """For raw texts (serving, predict, the demo, latency measurements): the label, its probability,
+    and every label's probability, highest first."""
     ids, probs = predict(model, tokenizers["tokenizer"], texts, cfg.evaluate.batch_size, cfg.tokenizer.max_length,
                          device)
-    return [{"label": model.config.id2label[i], "score": p} for i, p in zip(ids, probs)]
+    names = [model.config.id2label[i] for i in range(len(probs[0]))] if probs else []
+    out = []
+    for i, p in zip(ids, probs):
+        ranked = dict(sorted(zip(names, p), key=lambda kv: -kv[1]))
+        out.append({"label": names[i], "score": p[i], "probabilities": ranked})
+    return out
 
 
 def export_onnx(model, tokenizers, records: list[dict], folder: Path, cfg) -> dict:

@@ -34,6 +34,9 @@ REQUIRED: dict[str, str] = {
     "compute_metrics_fn": "(dsd, tokenizers, cfg) -> the Trainer's compute_metrics",
     "predict_texts": "(model, tokenizers, texts, cfg, device) -> one dict per text (the output the model serves)",
     "evaluate_model": "(model, tokenizers, records, cfg, device) -> {'metrics', 'primary', 'samples', ...}",
+    "prediction_rows": "(records, result, cfg) -> one dict per test example (reports/<project>/predictions.jsonl): "
+                       "'example', 'input', 'reference', 'prediction' and 'score' (that example's primary "
+                       "metric, higher is better), plus what the task adds",
     "plot_rows": "(result) -> (rows, columns) of plots/<project>/evaluate.csv: 'actual' and 'predicted'",
     "figure": "(result) -> a matplotlib figure for the MLflow run",
     "export_onnx": "(model, tokenizers, records, folder, cfg) -> report; writes the ONNX graph(s), checked",
@@ -72,6 +75,12 @@ class Defaults:
     @staticmethod
     def save_decoding_settings(folder, cfg) -> None:
         """Write the decoding settings into an exported model folder (nothing to write by default)."""
+
+    @staticmethod
+    def serving_params(cfg) -> dict:
+        """The settings a request to the served model may change (name -> the model's value);
+        none by default."""
+        return {}
 
     @staticmethod
     def ort_latency_cfg(cfg):

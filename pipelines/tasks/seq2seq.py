@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..settings import progress
 from . import beam_search, get_task
 
 logger = logging.getLogger(__name__)
@@ -313,13 +314,17 @@ def decode(tokenizer, ids) -> list[str]:
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
-def score(task_name: str, predictions: list[str], references: list[list[str]], lowercase: bool = False) -> dict:
-    """The task's metric module (BLEU / chrF, ROUGE...) on the predictions."""
+def score(task_name: str, predictions: list[str], references: list[list[str]], lowercase: bool = False,
+          per_example: bool = False) -> dict:
+    """The task's metric module (BLEU / chrF, ROUGE...) on the predictions; with ``per_example``,
+    also each example's sentence scores (``per_example``: one dict per prediction)."""
     from ..metrics import load_metric
 
     task = get_task(task_name)
     # A lowercasing tokenizer can only produce lowercase text: compare case-insensitively then.
     options = {"lowercase": lowercase} if task.metric_lowercase else {}
+    if per_example:
+        options["per_example"] = True
     return load_metric(task.metric_module).compute(predictions=predictions, references=references, **options)
 
 
@@ -364,6 +369,12 @@ def decoding_settings(cfg) -> dict:
                 max_length=None, use_cache=True)
 
 
+def serving_params(cfg) -> dict:
+    """A request may set the beams, the length penalty and the output's length."""
+    ev = cfg.evaluate
+    return {"num_beams": ev.num_beams, "length_penalty": float(ev.length_penalty), "max_new_tokens": ev.max_new_tokens}
+
+
 def prepare_for_saving(model, cfg) -> None:
     """Put the evaluate block's decoding settings in the model's generation config, so that
     ``model.generate`` on the saved folder decodes as evaluate and serving do. Seq2SeqTrainer's
@@ -392,9 +403,11 @@ def _apply_decoding_settings(gc, cfg) -> None:
 
 
 @torch.inference_mode()
-def generate(model, tokenizers, texts: list[str], cfg, device="cpu", **overrides) -> list[str]:
+def generate(model, tokenizers, texts: list[str], cfg, device="cpu", desc: str | None = None,
+             **overrides) -> list[str]:
     """Batched beam search with the evaluate block's settings; batches are formed from inputs of
-    similar length (less padding) and the outputs come back in input order."""
+    similar length (less padding) and the outputs come back in input order. With ``desc``, a
+    progress bar of that name."""
     s_tok, t_tok = source_tokenizer(tokenizers), target_tokenizer(tokenizers)
     ev = cfg.evaluate
     settings = decoding_settings(cfg)
@@ -410,7 +423,8 @@ def generate(model, tokenizers, texts: list[str], cfg, device="cpu", **overrides
     ids = s_tok(list(texts), truncation=True, max_length=cfg.tokenizer.max_length)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
     out: list[str | None] = [None] * len(texts)
-    for i in range(0, len(order), ev.batch_size):
+    batches = range(0, len(order), ev.batch_size)
+    for i in (progress(batches, desc, unit="batch") if desc else batches):
         chunk = order[i:i + ev.batch_size]
         input_ids, attention_mask = pad_batch([ids[j] for j in chunk], s_tok.pad_token_id)
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
@@ -446,9 +460,9 @@ def evaluate_model(model, tokenizers, records: list[dict], cfg, device="cpu") ->
     texts = [r[src] for r in records]
     refs = [references_of(r, cfg) for r in records]
     start = time.perf_counter()
-    preds = generate(model, tokenizers, texts, cfg, device)
+    preds = generate(model, tokenizers, texts, cfg, device, desc="test outputs")
     seconds = time.perf_counter() - start
-    res = score(cfg.task, preds, refs, cfg.tokenizer.lowercase)
+    res = score(cfg.task, preds, refs, cfg.tokenizer.lowercase, per_example=True)
 
     def n_tokens(strings):
         return [len(x) for x in t_tok(strings, add_special_tokens=False)["input_ids"]]
@@ -464,7 +478,19 @@ def evaluate_model(model, tokenizers, records: list[dict], cfg, device="cpu") ->
     samples = [{src: t, "reference": r[0], "prediction": p}
                for t, r, p in list(zip(texts, refs, preds))[: cfg.evaluate.sample_predictions]]
     return {"metrics": metrics, "primary": metrics[task.primary_metric], "samples": samples, "report_extra": extra,
-            "predictions": preds, "lengths": list(zip(ref_len, pred_len))}
+            "predictions": preds, "lengths": list(zip(ref_len, pred_len)), "references": refs,
+            "per_example": res["per_example"]}
+
+
+def prediction_rows(records: list[dict], result: dict, cfg):
+    """One row per test example: the input, its references, the output, and its sentence scores
+    (BLEU and chrF, or ROUGE); ``score`` is the sentence score of the task's primary metric."""
+    src, _ = _fields(cfg)
+    primary = get_task(cfg.task).primary_metric
+    for i, (rec, refs, pred, scores) in enumerate(zip(records, result["references"], result["predictions"],
+                                                      result["per_example"])):
+        yield {"example": i, "input": rec[src], "reference": refs[0], "references": refs, "prediction": pred,
+               "score": round(scores[primary], 4), "scores": {k: round(v, 4) for k, v in scores.items()}}
 
 
 def plot_rows(result: dict) -> tuple[list[dict], list[str]]:

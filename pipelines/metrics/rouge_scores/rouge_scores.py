@@ -52,6 +52,8 @@ Args:
     references (`list` of `str`, or `list` of `list` of `str`): one reference per example, or a
         list of one or more references per example.
     use_stemmer (`bool`, default True): Porter-stem tokens before matching.
+    per_example (`bool`, default False): also return each example's scores (per_example, a list of
+        {"rouge1", "rouge2", "rougeL", "rougeLsum"} F-measures x 100, best reference).
 Returns:
     rouge1, rouge2, rougeL, rougeLsum (`float`, 0-100): mean F-measure x 100,
     rouge1_precision, rouge1_recall, rougeL_precision, rougeL_recall (`float`, 0-100): mean
@@ -96,7 +98,7 @@ class RougeScores(evaluate.Metric):
             reference_urls=["https://pypi.org/project/rouge-score/"],
         )
 
-    def _compute(self, predictions, references, use_stemmer=True):
+    def _compute(self, predictions, references, use_stemmer=True, per_example=False):
         if len(predictions) == 0:
             raise ValueError("rouge_scores needs at least one prediction / reference pair")
         per_example = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
@@ -117,4 +119,6 @@ class RougeScores(evaluate.Metric):
             result[f"{t}_precision"] = 100 * float(np.mean([s[t].precision for s in scores]))
             result[f"{t}_recall"] = 100 * float(np.mean([s[t].recall for s in scores]))
         result["lsum_sentence_split"] = LSUM_SENTENCE_SPLIT
+        if per_example:
+            result["per_example"] = [{t: 100 * float(s[t].fmeasure) for t in ROUGE_TYPES} for s in scores]
         return result

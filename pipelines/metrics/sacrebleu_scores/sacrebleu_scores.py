@@ -49,10 +49,12 @@ Args:
     tokenize (`str`, default "13a"): BLEU tokenizer, one of sacrebleu's BLEU.TOKENIZERS.
         ("flores101", "flores200", "spBLEU-1K", "ja-mecab", "ko-mecab" need downloads.)
     lowercase (`bool`, default False): case-insensitive BLEU and chrF.
+    per_example (`bool`, default False): also return each example's sentence BLEU and chrF.
 Returns:
     bleu (`float`, 0-100), chrf (`float`, 0-100), bleu_signature (`str`), chrf_signature (`str`),
     bp (`float`, brevity penalty), precisions (`list` of 4 `float`, n-gram precisions 0-100),
-    sys_len (`int`), ref_len (`int`).
+    sys_len (`int`), ref_len (`int`); with per_example, per_example (`list` of {"bleu", "chrf"}):
+    sentence BLEU (effective n-gram order, as sacrebleu's sentence_bleu) and sentence chrF.
 Examples:
     >>> metric = evaluate.load("pipelines/metrics/sacrebleu_scores")
     >>> metric.compute(predictions=["the cat sat on the mat"], references=[["the cat sat on the mat"]])["bleu"]
@@ -96,7 +98,7 @@ class SacrebleuScores(evaluate.Metric):
             reference_urls=["https://github.com/mjpost/sacreBLEU#readme"],
         )
 
-    def _compute(self, predictions, references, tokenize="13a", lowercase=False):
+    def _compute(self, predictions, references, tokenize="13a", lowercase=False, per_example=False):
         if len(predictions) == 0:
             raise ValueError("sacrebleu_scores needs at least one prediction / reference pair")
         if tokenize not in BLEU.TOKENIZERS:
@@ -108,7 +110,7 @@ class SacrebleuScores(evaluate.Metric):
         bleu = bleu_metric.corpus_score(predictions, streams)
         chrf = chrf_metric.corpus_score(predictions, streams)
         # Signatures read the reference count from the last corpus_score call: take them after it.
-        return {
+        result = {
             "bleu": float(bleu.score),
             "chrf": float(chrf.score),
             "bleu_signature": str(bleu_metric.get_signature()),
@@ -118,3 +120,12 @@ class SacrebleuScores(evaluate.Metric):
             "sys_len": int(bleu.sys_len),
             "ref_len": int(bleu.ref_len),
         }
+        if per_example:
+            # A sentence rarely has every 4-gram: effective order, as sacrebleu's sentence_bleu does.
+            sentence_bleu = BLEU(tokenize=tokenize, lowercase=lowercase, effective_order=True)
+            result["per_example"] = [
+                {"bleu": float(sentence_bleu.sentence_score(pred, [r for r in refs if r is not None]).score),
+                 "chrf": float(chrf_metric.sentence_score(pred, [r for r in refs if r is not None]).score)}
+                for pred, refs in zip(predictions, zip(*streams))
+            ]
+        return result
