@@ -203,12 +203,13 @@ def _mark_abandoned_versions(client, name: str, current: str) -> None:
 def register(params, project: str, run_id: str, *, python_model, artifacts: dict[str, str],
              code_paths: list[str], pip_requirements: list[str], metric_name: str, metric_value: float,
              test_data_hash: str, description: str, version_tags: dict[str, str],
-             score_champion: Callable[[str], float] | None = None, signature=None,
+             score_champion: Callable[[str], float] | None = None, signature=None, input_example=None,
              unloadable_champion: str = "keep") -> dict:
     """Log the model as a pyfunc in the run, register a version, set `candidate`, maybe move `champion`.
 
     ``python_model`` is a PythonModel, or the path of a models-from-code file (nothing pickled);
-    ``signature`` is the input the served model declares (an MLflow ModelSignature), if any.
+    ``signature`` is the input the served model declares (an MLflow ModelSignature), if any, and
+    ``input_example`` a request it answers (shown in the MLflow UI and checked when logged).
     ``score_champion(model_uri)`` scores a champion registered on other test data on this version's
     test data (raising ChampionUnloadable when it cannot load it); without it such a champion stays.
     """
@@ -221,7 +222,7 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model", python_model=python_model, artifacts=artifacts, code_paths=code_paths,
-            pip_requirements=pip_requirements, signature=signature,
+            pip_requirements=pip_requirements, signature=signature, input_example=input_example,
         )
     try:
         client.get_registered_model(name)

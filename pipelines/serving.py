@@ -3,7 +3,9 @@
 ``mlflow models serve -m "models:/<project>@champion" --env-manager local`` answers
 ``{"inputs": ["some text", ...]}``, ``{"inputs": {"text": [...]}}``, or a ``dataframe_split`` /
 ``dataframe_records`` with the project's input column (``text``, ``source`` or ``document``) with
-labels and scores, translations or summaries. In Python, ``mlflow.pyfunc.load_model(uri).predict``
+labels and every label's probability, translations or summaries. A request of a translation or
+summarization model may set ``params`` (``num_beams``, ``length_penalty``, ``max_new_tokens``; the
+exported model's decoding settings are the defaults, and the signature lists them). In Python, ``mlflow.pyfunc.load_model(uri).predict``
 takes a DataFrame or a dict with that column. A request the model cannot serve gets HTTP 400 and the
 reason; the reason quotes at most the first ``QUOTE_CHARS`` characters of a value and never the request.
 
@@ -80,8 +82,48 @@ def brief_list(values, limit: int = 5) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
-def model_signature(task: str):
-    """The input the served model declares: the task's input column, holding any JSON values.
+# The most beams a request may ask for: each beam multiplies a request's time and memory.
+MAX_BEAMS = 16
+
+
+def decoding_params(cfg) -> dict:
+    """The decoding settings a request may set (``params`` of a request), with the exported model's
+    values as defaults; none for a model that does not generate."""
+    from .tasks import get_task
+
+    return dict(get_task(cfg.task).impl().serving_params(cfg))
+
+
+def with_decoding(cfg, overrides: dict | None, model=None):
+    """``cfg`` with a request's decoding ``overrides`` in its evaluate block, checked as params.yaml
+    values are and bounded (at most MAX_BEAMS beams, no more new tokens than the model has positions);
+    BadRequest names the setting and what it may be."""
+    from pydantic import ValidationError
+
+    allowed = decoding_params(cfg)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        known = ", ".join(allowed) or "none: this model does not generate"
+        raise BadRequest(f"unknown params {brief_list(unknown)}; a request may set {known}")
+    if not overrides:
+        return cfg
+    try:
+        ev = cfg.evaluate.model_validate({**cfg.evaluate.model_dump(), **overrides})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadRequest(f"params {first['loc'][0]}: {first['msg']}") from None
+    if ev.num_beams > MAX_BEAMS:
+        raise BadRequest(f"params num_beams is {ev.num_beams}; at most {MAX_BEAMS}")
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if positions and ev.max_new_tokens > positions - 2:
+        raise BadRequest(f"params max_new_tokens is {ev.max_new_tokens}; this model writes at most {positions - 2}")
+    return cfg.model_copy(update={"evaluate": ev})
+
+
+def model_signature(task: str, cfg=None):
+    """The input the served model declares: the task's input column, holding any JSON values, and
+    with ``cfg`` the decoding settings a request may set (``params``), with their defaults.
 
     Without a signature the scoring server turns ``{"inputs": ["fine", 3]}`` into an array of
     strings before the model sees it, so 3 would be answered as the text "3". A column of AnyType is
@@ -90,11 +132,17 @@ def model_signature(task: str):
     whole request.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
     from .tasks import get_task
 
-    return ModelSignature(inputs=Schema([ColSpec(AnyType(), get_task(task).input_field, required=False)]))
+    params = None
+    if cfg is not None and decoding_params(cfg):
+        kinds = {int: "long", float: "double"}
+        params = ParamSchema([ParamSpec(name, kinds[type(value)], value)
+                              for name, value in decoding_params(cfg).items()])
+    return ModelSignature(inputs=Schema([ColSpec(AnyType(), get_task(task).input_field, required=False)]),
+                          params=params)
 
 
 def _texts(model_input: Any, column: str) -> list:
@@ -183,6 +231,7 @@ class TextModel(mlflow.pyfunc.PythonModel):
 
         try:
             texts = validate_texts(_texts(model_input, self.column), self.max_chars)
+            cfg = with_decoding(self.cfg, params, self.model)
         except BadRequest as exc:
             raise RefusedRequest(str(exc)) from None
-        return pd.DataFrame(self.impl.predict_texts(self.model, self.tokenizers, texts, self.cfg, "cpu"))
+        return pd.DataFrame(self.impl.predict_texts(self.model, self.tokenizers, texts, cfg, "cpu"))

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,6 +34,9 @@ HTTP_DEFAULTS = {
 }
 # The pre-flight check asks once: a server that is up answers /health at once.
 HEALTH_TIMEOUT_SECONDS = 10
+# The experiment tag the MLflow UI reads to choose its view: model training, not GenAI traces.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
 
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s?#]*)@")
 _SECRET_QUERY = re.compile(r"(?P<key>[?&;][^=&#\s]*(?:token|secret|passw|pwd|key|sig|auth|credential)[^=&#\s]*=)"
@@ -266,6 +270,9 @@ def run(params, project: str, *, run_id: str | None = None, run_name: str | None
             _close_superseded(superseded_run_id)
         if run_id and not _resumable(run_id):
             run_id = None
+        if run_name and not run_id:
+            # Say when: a project trains many times, and every run of a stage would share its name.
+            run_name = f"{run_name} {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
         active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
     logger.info("MLflow run %s at %s", active.info.run_id, display_uri())
     try:
@@ -297,7 +304,10 @@ def _set_experiment(name: str) -> None:
         except MlflowException as exc:  # created by a stage running at the same moment
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-    mlflow.set_experiment(name)
+    experiment = mlflow.set_experiment(name)
+    if (experiment.tags or {}).get(EXPERIMENT_KIND) is None:
+        # Without a kind the UI opens the experiment on the GenAI traces view, which is empty here.
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
 
 
 def _lookup_run(run_id: str):

@@ -5,8 +5,6 @@ model is logged from code: it holds no pickle, and loads where only its own file
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -15,7 +13,7 @@ import urllib.request
 import pytest
 import yaml
 
-from tests.tiny import free_port, pipeline_env, tiny_params, wait_for_http
+from tests.tiny import free_port, pipeline_env, stop_group, tiny_params, wait_for_http
 
 
 def _predict(root, *args) -> subprocess.CompletedProcess:
@@ -95,7 +93,10 @@ def test_mlflow_models_serve_answers_requests(classification_repo):
         status, body = post({"inputs": ["a wonderful, moving film", "dull"]})
         assert status == 200, body
         preds = body["predictions"]
-        assert len(preds) == 2 and {"label", "score"} <= set(preds[0])
+        assert len(preds) == 2 and {"label", "score", "probabilities"} <= set(preds[0])
+        probs = preds[0]["probabilities"]  # every label, the predicted one first
+        assert next(iter(probs)) == preds[0]["label"] and abs(sum(probs.values()) - 1) < 1e-4
+        assert len(probs) == len(json.loads((root / "models/classification/finetuned/config.json").read_text())["id2label"])
 
         status, body = post({"inputs": ["fine", ""]})
         assert status == 400 and "input 1 is empty" in body.get("message", ""), body
@@ -129,11 +130,7 @@ def test_mlflow_models_serve_answers_requests(classification_repo):
         assert status == 400 and "input 1 has 10000000 characters" in body.get("message", ""), body
         assert len(json.dumps(body)) < 1000 and "word word" not in json.dumps(body), json.dumps(body)[:300]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_group(server, grace=30)
 
 
 def test_the_registered_model_holds_no_pickle_and_loads_from_its_own_files(classification_repo, tmp_path):

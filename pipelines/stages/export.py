@@ -14,6 +14,7 @@ data since the champion's.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -251,6 +252,11 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
     from ..serving import MODEL_CODE, model_signature
 
     cfg = params.project(project)
+    task = get_task(cfg.task)
+    # A request the model answers, for the MLflow UI and the served model's example: a test input.
+    with open(paths.splits / "test.jsonl", encoding="utf-8") as fh:
+        first = json.loads(next(line for line in fh if line.strip()))
+    input_example = {task.input_field: [first[task.input_field][:500]]}
     description = (f"{project} ({cfg.task}), init={cfg.model.init}, test {primary}={value:.4f} on "
                    f"test data {test_hash[:12]}; variant: {variant}; commit {tracking.git_commit().get('git.commit')}")
     try:
@@ -266,7 +272,8 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
         result = registry.register(
             # Logged from code, not pickled: loading a version runs serving_model.py and the package
             # logged beside it (code_paths), and unpickles nothing.
-            params, project, run_id, python_model=str(MODEL_CODE), signature=model_signature(cfg.task),
+            params, project, run_id, python_model=str(MODEL_CODE), signature=model_signature(cfg.task, cfg),
+            input_example=input_example,
             artifacts={"export": str(paths.export)}, code_paths=[str(Path(__file__).resolve().parents[1])],
             pip_requirements=serving_requirements(),
             metric_name=primary, metric_value=value, test_data_hash=test_hash, description=description,
