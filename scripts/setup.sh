@@ -22,3 +22,6 @@ if [ ! -f "$STAMP" ]; then
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi
+# The offline page of `dvc plots show` (.dvc/config names it): written once, kept while current.
+"$VENV/bin/python" -m pipelines.plots_page \
+  || echo "setup: the offline plots template was not written; \`dvc plots show\` will need the internet" >&2
