@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help setup run test test-slow bench ui sweep
+.PHONY: help setup run test test-slow bench ui sweep demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -16,9 +16,9 @@ help:  ## list the targets
 setup:  ## create .venv and install the pinned dependencies (once per change of pyproject.toml)
 	@bash scripts/setup.sh
 
-run: setup  ## run every project end to end: dvc repro, then its metrics
+run: setup  ## run every project end to end: dvc repro, then one line per project
 	dvc repro
-	@dvc metrics show
+	@python -m pipelines summary
 
 # Test files run on parallel workers (one per core, at most 4), each file whole on one worker in
 # its own order: a module's tests share fixtures (a Prefect server, a tiny repro) and run in order.
@@ -26,7 +26,8 @@ run: setup  ## run every project end to end: dvc repro, then its metrics
 # collected still makes pytest, and so make, exit non-zero.
 TEST_WORKERS ?= auto
 
-test: setup  ## the test suite, as CI runs it
+test: setup  ## the test suite, as CI runs it (installs headless Chromium for the browser tests when it can)
+	@bash scripts/browser.sh
 	python -m pytest -m "not slow and not gpu" -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --durations=25
 
 test-slow: setup  ## the tests marked slow
@@ -40,6 +41,9 @@ bench: setup  ## the benchmarks; results in benchmarks/results/ and benchmarks/R
 SWEEP ?= -S 'finetune.learning_rate=loguniform(1e-4,3e-3)' -S 'model.hidden_size=choice(64,128)' --trials 8
 sweep: setup  ## a TPE sweep of the classification demo (SWEEP= sets its options)
 	python -m pipelines sweep classification $(SWEEP) --sampler tpe --apply best
+
+demo: setup  ## the demo page on http://127.0.0.1:7860: try every project's model, read its results
+	python -m pipelines demo
 
 ui: setup  ## the MLflow UI on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

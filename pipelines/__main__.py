@@ -5,6 +5,8 @@
     python -m pipelines predict <project> INPUT [--model DIR_OR_URI] [--output PATH]
     python -m pipelines registry <project> [promote VERSION | rollback] [--reason TEXT] [--json]
     python -m pipelines sweep <project> -S 'KEY=choice(...)|range(lo,hi)|loguniform(lo,hi)' ... [see sweep --help]
+    python -m pipelines demo [PROJECT ...] [--model DIR_OR_URI] [--host 127.0.0.1] [--port 7860]
+    python -m pipelines summary [--params params.yaml]
 """
 
 from __future__ import annotations
@@ -34,18 +36,18 @@ def _version() -> str:
 def _parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=_version())
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
+                   help="default: PIPELINES_LOG_LEVEL, else INFO")
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _parser("python -m pipelines", __doc__)
-    p.add_argument("stage", choices=STAGES + ("check", "predict", "registry", "sweep"),
-                   help="stage to run, 'check' to validate params only, 'predict', 'registry' or 'sweep' (see their "
-                        "--help)")
+    p.add_argument("stage", choices=STAGES + ("check", "summary", "predict", "registry", "sweep", "demo"),
+                   help="stage to run, 'check' to validate params only, 'summary' for one line per project, "
+                        "'predict', 'registry', 'sweep' or 'demo' (see their --help)")
     p.add_argument("project", nargs="?", help="a project of params.yaml (under projects:)")
     p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
-    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
-                   help="default: PIPELINES_LOG_LEVEL, else INFO")
     return p
 
 
@@ -127,8 +129,6 @@ def build_predict_parser() -> argparse.ArgumentParser:
                                     "<input>.predictions.jsonl; standard output for input -)")
     p.add_argument("--batch-size", type=batch_size, default=32, help="inputs per model call (default: %(default)s)")
     p.add_argument("--params", help="where the project is defined (default: params.yaml, when there is one)")
-    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
-                   help="default: PIPELINES_LOG_LEVEL, else INFO")
     return p
 
 
@@ -144,8 +144,6 @@ def build_registry_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="", help="why champion is moved by hand (required; recorded in the history)")
     p.add_argument("--json", action="store_true", help="print the history as JSON")
     p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
-    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
-                   help="default: PIPELINES_LOG_LEVEL, else INFO")
     return p
 
 
@@ -204,8 +202,6 @@ def build_sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the sweep's name; the same name resumes it (default: <sampler>-<project>)")
     p.add_argument("--apply", choices=("best",), help="apply the best trial to the workspace and score the test "
                                                        "split once with evaluate")
-    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
-                   help="default: PIPELINES_LOG_LEVEL, else INFO")
     return p
 
 
@@ -233,8 +229,50 @@ def sweep_main(argv: list[str]) -> int:
     return _guarded(run)
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1 to 65535)")
+    return int(value)
+
+
+def build_demo_parser() -> argparse.ArgumentParser:
+    from . import demo
+
+    p = _parser("python -m pipelines demo", demo.__doc__)
+    p.add_argument("projects", nargs="*", metavar="PROJECT", help="projects to serve (default: every project)")
+    p.add_argument("--model", help="export folder or MLflow model URI to serve (one project only; default: the "
+                                   "registry's champion, else models/<project>/export)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=_port, default=7860, help="default: %(default)s")
+    p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
+    return p
+
+
+def demo_main(argv: list[str]) -> int:
+    parser = build_demo_parser()
+    args = parser.parse_args(argv)
+
+    def run() -> int:
+        _start(args.log_level)
+        from . import demo_app
+        from .config import load_params
+
+        params = load_params(args.params, training_paths_absent=True)
+        projects = args.projects or list(params.projects)
+        for name in projects:
+            params.project(name)  # a misspelt project: the list of projects
+        if args.model and len(projects) != 1:
+            parser.error("--model serves one project: name it (python -m pipelines demo PROJECT --model ...)")
+        demo_app.launch(params, projects, args.model, args.host, args.port)
+        return 0
+
+    return _guarded(run)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        return demo_main(argv[1:])
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
     if argv[:1] == ["registry"]:
@@ -247,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     def stage() -> int:
         _start(args.log_level)
         params = load_params(args.params)
+        if args.stage == "summary":
+            from .summary import summary
+
+            print(summary(params))
+            return 0
         if args.stage == "check":
             listed = "; ".join(f"{name}: {cfg.task}, preset {cfg.preset}" for name, cfg in params.projects.items())
             print(f"{args.params}: OK ({listed})")
