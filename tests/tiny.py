@@ -189,7 +189,7 @@ def demo_server(root: Path, timeout: float = 300):
     port, log = free_port(), root / "demo.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "pipelines", "demo", "--port", str(port)], cwd=root,
-                                env=pipeline_env(root, GRADIO_ANALYTICS_ENABLED="False"), stdout=fh,
+                                env=pipeline_env(root), stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}/"
