@@ -43,8 +43,8 @@ def _guard(fn):
     return wrapped
 
 
-def _examples(project: str, field: str) -> list[list[str]]:
-    """The first EXAMPLES test inputs, read without loading the whole split."""
+def _examples(project: str, *fields: str) -> list[list[str]]:
+    """``fields`` of the first EXAMPLES test examples, read without loading the whole split."""
     import json
 
     path = demo.ProjectPaths.of(project).splits / "test.jsonl"
@@ -54,7 +54,7 @@ def _examples(project: str, field: str) -> list[list[str]]:
             for line in fh:
                 if line.strip():
                     rec = json.loads(line)
-                    out.append([rec[field]])
+                    out.append([str(rec[f]) for f in fields])
                 if len(out) >= demo.EXAMPLES:
                     break
     except (OSError, ValueError, KeyError):
@@ -112,9 +112,9 @@ def _generator_tab(gr, served: demo.Served) -> None:
         penalty = gr.Slider(0.0, 3.0, value=defaults["length_penalty"], step=0.1, label="Length penalty")
         max_new = gr.Slider(1, longest, value=defaults["max_new_tokens"], step=1, label="Maximum new tokens")
     button = gr.Button("Run", variant="primary")
-    examples = _examples(p, served.task.input_field)
+    examples = _examples(p, served.task.input_field, served.task.target_field)
     if examples:
-        gr.Examples(examples, [text], label="Test examples")
+        gr.Examples(examples, [text, reference], label="Test examples, with their references")
 
     def predict(t, ref, v, nb, lp, mx):
         r = demo.generate(served, t, v, ref or "", nb, lp, mx)
