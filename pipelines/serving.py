@@ -5,8 +5,8 @@
 ``dataframe_records`` with the project's input column (``text``, ``source`` or ``document``) with
 labels and every label's probability, translations or summaries. A request of a translation or
 summarization model may set ``params`` (``num_beams``, ``length_penalty``, ``max_new_tokens``; the
-exported model's decoding settings are the defaults, and the signature lists them). In Python, ``mlflow.pyfunc.load_model(uri).predict``
-takes a DataFrame or a dict with that column. A request the model cannot serve gets HTTP 400 and the
+exported model's decoding settings are the defaults, and the signature lists them). In Python,
+``mlflow.pyfunc.load_model(uri).predict`` takes a DataFrame or a dict with that column. A request the model cannot serve gets HTTP 400 and the
 reason; the reason quotes at most the first ``QUOTE_CHARS`` characters of a value and never the request.
 
 The model is logged from code (``serving_model.py``, with this package beside it), not pickled, so
