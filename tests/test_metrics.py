@@ -258,3 +258,24 @@ def test_add_batch_then_compute_equals_compute(name, predictions, references, kw
     metric.add_batch(predictions=predictions[:2], references=references[:2])
     metric.add_batch(predictions=predictions[2:], references=references[2:])
     assert metric.compute(**kwargs) == expected
+
+
+# --------------------------------------------------------------------------- per example
+def test_per_example_scores_are_the_reference_libraries_sentence_scores():
+    import sacrebleu
+
+    res = compute("sacrebleu_scores", predictions=HYPS, references=REFS_PER_EXAMPLE, per_example=True)
+    assert len(res["per_example"]) == len(HYPS)
+    for hyp, refs, row in zip(HYPS, REFS_PER_EXAMPLE, res["per_example"]):
+        assert row["bleu"] == pytest.approx(sacrebleu.sentence_bleu(hyp, refs).score)
+        assert row["chrf"] == pytest.approx(sacrebleu.sentence_chrf(hyp, refs).score)
+    assert "per_example" not in compute("sacrebleu_scores", predictions=HYPS, references=REFS_PER_EXAMPLE)
+
+    res = compute("rouge_scores", predictions=SUMMARIES, references=SUMMARY_REFS, per_example=True)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    for pred, refs, row in zip(SUMMARIES, SUMMARY_REFS, res["per_example"]):
+        best = scorer.score_multi(refs, pred)
+        for t in ("rouge1", "rouge2", "rougeL"):
+            assert row[t] == pytest.approx(100 * best[t].fmeasure)
+    # the corpus figure is the mean of the per-example ones
+    assert res["rougeL"] == pytest.approx(_mean_x100([r["rougeL"] / 100 for r in res["per_example"]]))

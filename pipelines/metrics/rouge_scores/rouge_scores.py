@@ -101,8 +101,8 @@ class RougeScores(evaluate.Metric):
     def _compute(self, predictions, references, use_stemmer=True, per_example=False):
         if len(predictions) == 0:
             raise ValueError("rouge_scores needs at least one prediction / reference pair")
-        per_example = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
-        empty = [i for i, refs in enumerate(per_example) if not refs]
+        references = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
+        empty = [i for i, refs in enumerate(references) if not refs]
         if empty:
             raise ValueError(f"every example needs at least one reference; none for examples {empty[:10]}")
 
@@ -111,7 +111,7 @@ class RougeScores(evaluate.Metric):
         # newlines, which the tokenizer of ROUGE-1/2/L ignores.
         scores = [
             scorer.score_multi([split_sentences(r) for r in refs], split_sentences(pred))
-            for pred, refs in zip(predictions, per_example)
+            for pred, refs in zip(predictions, references)
         ]
 
         result = {t: 100 * float(np.mean([s[t].fmeasure for s in scores])) for t in ROUGE_TYPES}
