@@ -392,9 +392,10 @@ class Sweep:
         with tracking.run(self.params, self.project, run_id=parent):
             tracking.log_table(rows, "sweep/trials.json")
             if best is not None:
-                tracking.log_metrics({f"best_validation_{self.metric}": best.value, "best_trial": best.number})
+                tracking.log_metrics({f"best_validation_{self.metric}": best.value, "best_trial": best.number},
+                                     prefix="sweep/")
                 tracking.set_tags({"sweep.best_experiment": best.user_attrs.get("experiment", "")})
-            tracking.log_metrics({f"trials_{k}": v for k, v in summary["counts"].items()})
+            tracking.log_metrics({f"trials_{k}": v for k, v in summary["counts"].items()}, prefix="sweep/")
             for name, fig in _figures(study):
                 tracking.log_figure(fig, f"sweep/{name}.png")
         return summary

@@ -396,6 +396,19 @@ def log_params(values: dict[str, Any]) -> dict[str, tuple]:
     return changed
 
 
+# The MLflow UI groups a run's charts by the part of a metric's name before "/". The groups, in the
+# order a person looks for them: train/, validation/, test/ (the served model's full precision),
+# per_class/, variant/<name>. (each compressed variant), pretrain/, data_change/, sweep/.
+def trainer_key(key: str, group: str | None = None) -> str:
+    """The name a Trainer log entry is charted under: ``group/key``, or for fine-tuning
+    validation/<metric> for its eval_<metric> entries and train/<key> for the rest."""
+    if group:
+        return f"{group}/{key}"
+    if key.startswith("eval_"):
+        return f"validation/{key.removeprefix('eval_')}"
+    return f"train/{key.removeprefix('train_')}"
+
+
 def log_metrics(values: dict[str, Any], step: int | None = None, prefix: str = "") -> None:
     import mlflow
 
@@ -433,8 +446,9 @@ def log_figure(fig, name: str) -> None:
     mlflow.log_figure(fig, name)
 
 
-def trainer_callback(prefix: str = ""):
-    """A transformers TrainerCallback that sends the Trainer's logs to the active MLflow run.
+def trainer_callback(group: str | None = None):
+    """A transformers TrainerCallback that sends the Trainer's logs to the active MLflow run, named
+    by :func:`trainer_key`.
 
     When MLflow stops answering during training, the Trainer first saves a checkpoint of this step
     and then stops with the TrackingError, so the re-run resumes here and continues the same run.
@@ -453,7 +467,7 @@ def trainer_callback(prefix: str = ""):
             if not logs or not state.is_world_process_zero or self.failure:
                 return
             try:
-                log_metrics(logs, step=state.global_step, prefix=prefix)
+                log_metrics({trainer_key(k, group): v for k, v in logs.items()}, step=state.global_step)
             except TrackingError as exc:
                 if not self.training:
                     raise

@@ -69,11 +69,12 @@ def test_mlflow_run_holds_params_curves_metrics_and_lineage(classification_repo)
     run = mlflow_json(root, (
         f"r = c.get_run({run_id!r});"
         f"arts = [a.path for a in c.list_artifacts({run_id!r}, 'evaluate')];"
-        f"hist = c.get_metric_history({run_id!r}, 'eval_accuracy');"
+        f"hist = c.get_metric_history({run_id!r}, 'validation/accuracy');"
         "print(json.dumps({'params': r.data.params, 'metrics': r.data.metrics, 'tags': r.data.tags,"
         " 'arts': arts, 'curve': len(hist)}))"))
     assert run["params"]["finetune.learning_rate"] and run["params"]["seed"] == "42"
-    assert "test_accuracy" in run["metrics"] and "int8_test_accuracy" in run["metrics"]
+    assert "test/accuracy" in run["metrics"] and "variant/int8.accuracy" in run["metrics"]
+    assert "train/loss" in run["metrics"] and any(k.startswith("per_class/precision.") for k in run["metrics"])
     assert run["curve"] >= 1
     assert {"evaluate/confusion_matrix.png", "evaluate/sample_predictions.json"} <= set(run["arts"])
     assert len(run["tags"]["git.commit"]) == 40

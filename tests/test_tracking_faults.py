@@ -263,7 +263,7 @@ def test_server_lost_mid_finetune_fails_fast_and_the_rerun_resumes_the_same_run(
 
     client = server.client()
     assert client.get_run(run_id).info.status == "FINISHED"
-    steps = [m.step for m in client.get_metric_history(run_id, "loss")]
+    steps = [m.step for m in client.get_metric_history(run_id, "train/loss")]
     assert min(steps) < failed_step < max(steps)  # logged before the loss of the server and after
     experiment = client.get_run(run_id).info.experiment_id
     assert not client.search_runs([experiment], "attributes.status = 'RUNNING'")

@@ -94,10 +94,14 @@ def run(params: Params, project: str) -> dict:
 
     run_id = read_json(paths.report("finetune")).get("mlflow_run_id")
     with tracking.run(params, project, run_id=run_id, run_name=f"{project}-finetune"):
+        full = results["full"]["metrics"]
+        tracking.log_metrics({k: v for k, v in full.items() if "." not in k}, prefix="test/")
+        tracking.log_metrics({k: v for k, v in full.items() if "." in k}, prefix="per_class/")  # precision.<label>
         for name, res in results.items():
-            tracking.log_metrics(res["metrics"], prefix="test_" if name == "full" else f"{name}_test_")
+            if name != "full":
+                tracking.log_metrics(res["metrics"], prefix=f"variant/{name}.")
         for name, row in table.items():
-            tracking.log_metrics(row, prefix=f"variant.{name}.")
+            tracking.log_metrics(row, prefix=f"variant/{name}.")
         tracking.log_dict(report, "evaluate/metrics.json")
         columns = list(dict.fromkeys(k for row in table.values() for k in row))
         tracking.log_table([{"variant": n, **{k: row.get(k) for k in columns}} for n, row in table.items()],

@@ -267,7 +267,7 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
                 tracking.log_dict(data_change_report, "export/data_change.json")
                 rows = data_change_report.get("rows", {})
                 tracking.log_metrics({k: rows[k] for k in ("added", "removed", "changed_share") if k in rows},
-                                     prefix="data_change.")
+                                     prefix="data_change/")
                 tracking.set_tags({"data_change.flags": len(data_change_report.get("flags", []))})
         result = registry.register(
             # Logged from code, not pickled: loading a version runs serving_model.py and the package

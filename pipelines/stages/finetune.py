@@ -112,9 +112,9 @@ def run(params: Params, project: str) -> dict:
         report = {**outcome.report, "mlflow_run_id": run_id, "best_validation": best,
                   "validation_metric": args.metric_for_best_model,
                   **impl.training_diagnostics(outcome.trainer.model, dsd, collator, cfg)}
-        tracking.log_metrics({k: v for k, v in report.items() if k != "best_validation"}, prefix="train_")
+        tracking.log_metrics({k: v for k, v in report.items() if k != "best_validation"}, prefix="train/")
         if best is not None:
-            tracking.log_metrics({f"best_validation_{args.metric_for_best_model}": best})
+            tracking.log_metrics({f"validation/best_{args.metric_for_best_model.removeprefix('eval_')}": best})
         check_source_gain(report, cfg.finetune.min_source_gain)
     with atomic_dir(paths.finetuned) as tmp:
         outcome.trainer.save_model(str(tmp))

@@ -58,12 +58,12 @@ def run(params: Params, project: str) -> dict:
         tracking.log_params(flatten({"model": cfg.model, "pretrain": cfg.pretrain, "seed": params.common.seed}))
         args = build_args(cfg.pretrain, ckpt, device, precision, params.common.seed, evaluate=True, best_metric=None)
         outcome = train(model, args, train_ds, eval_ds, collator, ckpt,
-                        callbacks=[tracking.trainer_callback("pretrain_")], save_steps=cfg.pretrain.save_steps,
+                        callbacks=[tracking.trainer_callback("pretrain")], save_steps=cfg.pretrain.save_steps,
                         auto_batch_size=cfg.pretrain.auto_batch_size)
         final_eval = outcome.trainer.evaluate()
         report = {**outcome.report, "pretrained": True, "eval_loss": final_eval.get("eval_loss"),
                   "mlflow_run_id": run_id}
-        tracking.log_metrics(report, prefix="pretrain_")
+        tracking.log_metrics(report, prefix="pretrain/")
     with atomic_dir(paths.pretrained) as tmp:
         outcome.trainer.save_model(str(tmp))
     losses, _ = curve_rows(outcome.log_history)
