@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
+from . import settings
+
 logger = logging.getLogger(__name__)
 
 # Special tokens by model family: BERT-style encoders, BART-style encoder-decoders.
@@ -26,6 +28,7 @@ def train_tokenizer(texts: Iterable[str], tok_cfg, family: str, max_length: int 
     order = ["pad_token", "unk_token", "cls_token", "sep_token", "bos_token", "eos_token", "mask_token"]
     special_list = [specials[k] for k in order if k in specials]
     unk = specials["unk_token"]
+    show = bool(settings.get("PIPELINES_PROGRESS"))  # the trainer's own bar, as training shows one
 
     norm = [normalizers.NFKC()]
     if tok_cfg.lowercase:
@@ -43,20 +46,20 @@ def train_tokenizer(texts: Iterable[str], tok_cfg, family: str, max_length: int 
         # _canonical makes them ordinary tokens again).
         trainer = trainers.WordPieceTrainer(vocab_size=tok_cfg.vocab_size,
                                             special_tokens=special_list + _continuation_symbols(tok, texts),
-                                            min_frequency=tok_cfg.min_frequency, show_progress=False)
+                                            min_frequency=tok_cfg.min_frequency, show_progress=show)
     elif tok_cfg.type == "bpe":
         tok = Tokenizer(models.BPE(unk_token=None))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=tok_cfg.vocab_size, special_tokens=special_list,
                                       min_frequency=tok_cfg.min_frequency,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=show)
     else:  # unigram
         tok = Tokenizer(models.Unigram())
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
         trainer = trainers.UnigramTrainer(vocab_size=tok_cfg.vocab_size, special_tokens=special_list,
-                                          unk_token=unk, show_progress=False)
+                                          unk_token=unk, show_progress=show)
     tok.normalizer = normalizers.Sequence(norm)
     tok.train_from_iterator(texts, trainer=trainer)
     tok = _canonical(tok, tok_cfg.type, len(special_list))
