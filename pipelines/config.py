@@ -401,6 +401,9 @@ class GenerationEvaluateConfig(EvaluateConfig):
     # An empty translation or summary is never right; a young model's first choice is often EOS.
     min_new_tokens: Annotated[int, Field(ge=0)] = 1
     no_repeat_ngram_size: Annotated[int, Field(ge=0)] = 0
+    # auto: the project's beam search (pipelines/decoding.py) where it gives model.generate's
+    # outputs, faster on CPU; generate: always transformers' model.generate.
+    decoder: Literal["auto", "generate"] = "auto"
 
 
 # What export can serve: transformers folders and int8 folders load in the pyfunc model; the ONNX

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -208,12 +209,33 @@ def test_generate_takes_the_project_beam_search_with_generates_outputs(shared, m
     cfg, toks, model = shared
     texts = [r["source"] for r in _pairs(10, 5)]
     calls = []
-    real = seq2seq.beam_search.beam_search
-    monkeypatch.setattr(seq2seq.beam_search, "beam_search", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = seq2seq.decoding.beam_search
+    monkeypatch.setattr(seq2seq.decoding, "beam_search", lambda *a, **k: calls.append(1) or real(*a, **k))
     ours = seq2seq.generate(model, toks, texts, cfg)
     assert calls  # the project's beam settings take the project's loop
-    monkeypatch.setattr(seq2seq.beam_search, "supports", lambda model, settings: False)
+    # evaluate.decoder: generate turns it off, with the same outputs
+    plain = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"decoder": "generate"})})
+    calls.clear()
+    assert seq2seq.generate(model, toks, texts, plain) == ours and not calls
+    monkeypatch.setattr(seq2seq.decoding, "supports", lambda model, settings: False)
     assert seq2seq.generate(model, toks, texts, cfg) == ours
+
+
+def test_a_generation_field_the_beam_loop_does_not_know_sends_decoding_to_generate(shared):
+    from pipelines import decoding
+
+    cfg, _, model = shared
+    settings = seq2seq.decoding_settings(cfg)
+    assert decoding.supports(model, settings) and not decoding.unknown_fields(model.generation_config)
+    saved = model.generation_config
+    try:
+        model.generation_config = copy.deepcopy(saved)
+        model.generation_config.some_future_field = 3  # a field a later transformers might add
+        assert decoding.unknown_fields(model.generation_config) == ["some_future_field"]
+        assert not decoding.supports(model, settings)
+    finally:
+        model.generation_config = saved
+    assert cfg.evaluate.decoder == "auto"
 
 
 def test_evaluate_bleu_equals_sacrebleu(shared):

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..settings import progress
-from . import beam_search, get_task
+from .. import decoding
+from . import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -419,7 +420,7 @@ def generate(model, tokenizers, texts: list[str], cfg, device="cpu", desc: str |
         gc.min_length = None
     model.eval()
     # Our own beam loop where it gives generate's outputs: the same translations, less time per step.
-    lean = beam_search.supports(model, settings)
+    lean = ev.decoder == "auto" and decoding.supports(model, settings)
     ids = s_tok(list(texts), truncation=True, max_length=cfg.tokenizer.max_length)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
     out: list[str | None] = [None] * len(texts)
@@ -429,7 +430,7 @@ def generate(model, tokenizers, texts: list[str], cfg, device="cpu", desc: str |
         input_ids, attention_mask = pad_batch([ids[j] for j in chunk], s_tok.pad_token_id)
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         if lean:
-            gen = beam_search.beam_search(model, input_ids, attention_mask, **settings)
+            gen = decoding.beam_search(model, input_ids, attention_mask, **settings)
         else:
             gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, **settings)
         for j, text in zip(chunk, decode(t_tok, gen.cpu())):

@@ -1,6 +1,6 @@
-"""Beam search over the modules of the BART-family models this project builds (BART, MBart,
-Marian) that returns what ``model.generate(num_beams=k, early_stopping=True, ...)`` returns, with
-less work per step.
+"""Decoding: a beam search over the modules of the BART-family models this project builds (BART,
+MBart, Marian) that returns what ``model.generate(num_beams=k, early_stopping=True, ...)`` returns,
+with less work per step.
 
 Why it exists: at batch 1 on a CPU, a small decoder's step costs about as much as generate's own
 bookkeeping around it (logits-processor and stopping-criteria lists, input preparation, reordering
@@ -10,9 +10,10 @@ decoder layer pays that bookkeeping in full, so its speed-up over the full model
 (the same top-2k candidates, the same finished-hypothesis merge and early-stop heuristic), so the
 outputs are the same; ``tests/test_beam_search.py`` checks that against ``model.generate``.
 
-:func:`supports` says when a model and settings are ones this search reproduces;
-:func:`seq2seq.generate` falls back to ``model.generate`` for everything else (greedy decoding,
-``no_repeat_ngram_size``, T5, a generation config with forced or suppressed tokens...).
+:func:`supports` says when a model and settings are ones this search reproduces; the seq2seq task
+uses ``model.generate`` for everything else (greedy decoding, ``no_repeat_ngram_size``, T5, any
+generation-config field this loop does not know), and always when ``evaluate.decoder`` is
+``generate``.
 """
 from __future__ import annotations
 
@@ -20,10 +21,21 @@ import torch
 import torch.nn.functional as F
 
 SUPPORTED_CLASSES = ("BartForConditionalGeneration", "MBartForConditionalGeneration", "MarianMTModel")
+# The keyword arguments a call may pass (seq2seq.decoding_settings): the loop reads them, or checks them.
 SETTINGS = {"num_beams", "length_penalty", "max_new_tokens", "min_new_tokens", "no_repeat_ngram_size",
             "do_sample", "early_stopping", "max_length", "use_cache"}
-# Generation-config fields that add a logits processor or a stopping criterion to beam search, with
-# the values under which they do nothing. Any other value sends generation to model.generate.
+# Generation-config fields the loop reads itself, or that the call's settings replace, or that do
+# not change which tokens beam search picks. A field outside this set, and outside NEUTRAL at a
+# neutral value, holding anything but transformers' default sends decoding to model.generate:
+# a field a newer transformers adds is never ignored silently.
+KNOWN = {"decoder_start_token_id", "eos_token_id", "pad_token_id", "bos_token_id", "num_beams", "length_penalty",
+         "max_new_tokens", "min_new_tokens", "max_length", "early_stopping", "do_sample", "use_cache",
+         "transformers_version", "_from_model_config", "is_assistant", "temperature", "top_k", "top_p",
+         "typical_p", "epsilon_cutoff", "eta_cutoff", "min_p", "output_attentions", "output_hidden_states",
+         "cache_implementation", "cache_config", "return_legacy_cache", "compile_config",
+         "disable_compile", "prefill_chunk_size"}
+# Fields that add a logits processor or a stopping criterion to beam search, with the values under
+# which they do nothing.
 NEUTRAL = {
     "min_length": (None, 0), "repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
     "no_repeat_ngram_size": (None, 0), "encoder_no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,),
@@ -56,7 +68,15 @@ def supports(model, settings: dict) -> bool:
         return False
     if _eos_id(gc) is None or gc.decoder_start_token_id is None:
         return False
-    return all(getattr(gc, key, None) in allowed for key, allowed in NEUTRAL.items())
+    if not all(getattr(gc, key, None) in allowed for key, allowed in NEUTRAL.items()):
+        return False
+    return not unknown_fields(gc)
+
+
+def unknown_fields(generation_config) -> list[str]:
+    """Fields of ``generation_config`` set away from transformers' defaults that this loop does not
+    know (neither in KNOWN nor in NEUTRAL): each one sends decoding to ``model.generate``."""
+    return sorted(k for k in generation_config.to_diff_dict() if k not in KNOWN and k not in NEUTRAL)
 
 
 @torch.inference_mode()
