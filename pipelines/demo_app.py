@@ -178,9 +178,10 @@ def _results_tab(gr, project: str) -> None:
         frame = pd.DataFrame(rows).apply(pd.to_numeric, errors="coerce")
         x, y = frame.columns[0], frame.columns[-1]
         gr.LinePlot(frame, x=x, y=y, title=name.replace("_", " "), x_title=x, y_title=y)
+    # The same reports as JSON for scripts (/<project>_results): an endpoint, not a control.
     hidden = gr.JSON(visible=False)
-    gr.Button("Reload the reports", size="sm").click(lambda: demo.results(project), None, hidden,
-                                                     api_name=f"{project}_results")
+    gr.Button("reports", visible=False).click(lambda: demo.results(project), None, hidden,
+                                              api_name=f"{project}_results")
 
 
 def build(params, projects: list[str], model: str | None = None):
