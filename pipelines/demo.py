@@ -193,6 +193,7 @@ def occlusion(served: Served, model, device: str, text: str, label: str) -> list
         return [(w, 0.0) for w in words]
     shown = words[:OCCLUSION_WORDS]
     without = [" ".join(words[:i] + words[i + 1:]) for i in range(len(shown))]
+    # The whole text goes in the same batch: its probability is then measured under the same padding.
     preds = served.impl.predict_texts(model, served.tokenizers, [text] + without, served.cfg, device)
     full = preds[0]["probabilities"][label]
     effects = [full - p["probabilities"][label] for p in preds[1:]]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import yaml
 
 from flows import checkout as co
 from tests import tiny
-from tests.tiny import REPO, free_port, int8_only, make_repo_copy, pipeline_env, tiny_params, wait_for_http
+from tests.tiny import REPO, free_port, int8_only, make_repo_copy, pipeline_env, stop_group, tiny_params, wait_for_http
 
 PROJECT = "classification"
 DEPLOYMENT = "nlp-retrain/retrain-classification"
@@ -52,19 +51,6 @@ def start_group(cmd: list[str], env: dict, log: Path, cwd: Path) -> subprocess.P
     """A long-lived process in its own process group (a worker started otherwise ignores SIGTERM)."""
     return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def make_checkout(base: Path, source: Path) -> Path:
