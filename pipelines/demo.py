@@ -27,10 +27,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Iterator
 
 from .errors import PipelineError
+from .io import read_json_if_present
 from .paths import ProjectPaths
 from .serving import BadRequest, TextModel, validate_texts, with_decoding
 from .variants import chain_order
@@ -71,12 +71,6 @@ class Served:
 
 
 # --------------------------------------------------------------------------- loading
-def _text_model(folder: Path) -> TextModel:
-    tm = TextModel()
-    tm.load_context(SimpleNamespace(artifacts={"export": str(folder)}))
-    return tm
-
-
 def _champion(params, project: str) -> tuple[TextModel, str] | None:
     """The registry's champion as the served TextModel, or None when the registry has none."""
     from . import registry, tracking
@@ -122,11 +116,11 @@ def load_served(params, project: str, model: str | None = None) -> Served:
             raise DemoError(f"--model {model!r}: not an export folder (no export.json inside); run `dvc repro "
                             f"export@{project}` first, or give a registered model such as models:/{project}@champion")
         else:
-            found = _text_model(Path(model)), f"export folder {model}"
+            found = TextModel.from_export(Path(model)), f"export folder {model}"
     if found is None:
         found = _champion(params, project)
     if found is None and (paths.export / "export.json").is_file():
-        found = _text_model(paths.export), f"export folder {paths.export.relative_to(paths.root)}"
+        found = TextModel.from_export(paths.export), f"export folder {paths.export.relative_to(paths.root)}"
     if found is None:
         raise DemoError(f"project {project!r} has no trained model yet: run `dvc repro export@{project}` "
                         "(or `make run` for every project), then start the demo again")
@@ -285,13 +279,6 @@ def compare_variants(served: Served, text: str, reference: str = "") -> list[dic
 
 
 # --------------------------------------------------------------------------- results
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _read_csv(path: Path) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -312,7 +299,7 @@ def results(project: str, root: Path | None = None) -> dict:
     only), the worst test examples and the curves. Missing reports give ``missing``, naming the stage."""
     paths = ProjectPaths.of(project, root)
     out: dict[str, Any] = {"missing": []}
-    variants = _read_json(paths.report("variants"))
+    variants = read_json_if_present(paths.report("variants"))
     if variants is None:
         out["missing"].append(f"reports/{project}/variants.json (run `dvc repro evaluate@{project}`)")
         out["primary_metric"], out["variants"] = None, []

@@ -136,6 +136,14 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
+def read_json_if_present(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing or unreadable (a report not written yet)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def write_jsonl(path: Path, records: Iterable[dict]) -> int:
     """Write records as JSON Lines (atomically); return how many."""
     n = 0

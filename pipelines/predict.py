@@ -23,7 +23,6 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
 from . import settings
@@ -65,8 +64,7 @@ def load_model(model: str, project: str = "<project>") -> Loaded:
     if not (folder / "export.json").exists():
         raise DataError(f"--model {model!r}: not an export folder (no export.json inside); run `dvc repro "
                         f"export@{project}` first, or give a registered model such as models:/{project}@champion")
-    tm = TextModel()
-    tm.load_context(SimpleNamespace(artifacts={"export": str(folder)}))
+    tm = TextModel.from_export(folder)
     return Loaded(_refusals_as_bad_requests(lambda frame: tm.predict(None, frame)), tm.max_chars, tm.task)
 
 

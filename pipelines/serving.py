@@ -211,6 +211,15 @@ def export_settings(folder: Path):
 class TextModel(mlflow.pyfunc.PythonModel):
     """Loads the exported transformers model and its tokenizer(s) and predicts on raw text."""
 
+    @classmethod
+    def from_export(cls, folder: Path) -> "TextModel":
+        """The model of an export folder, loaded as MLflow loads a registered version."""
+        from types import SimpleNamespace
+
+        model = cls()
+        model.load_context(SimpleNamespace(artifacts={"export": str(folder)}))
+        return model
+
     def load_context(self, context):
         from .compression import load_hf_model
         from .tasks import get_task

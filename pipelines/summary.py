@@ -5,27 +5,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from .io import read_json_if_present
 from .paths import ProjectPaths
 
 NEXT = ("Next: `make ui` (MLflow runs and registry), `make demo` (try every model in a web page), "
         "`dvc plots show` (curves, confusion matrices, metric against latency; opens offline).")
 
 
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def project_line(project: str, root: Path | None = None) -> str:
     """``project``: its test metric, the int8 and best compressed variant (metric and batch-1
     speed-up), the registered version and what champion did; or the stage to run first."""
     paths = ProjectPaths.of(project, root)
-    variants = _read(paths.report("variants"))
+    variants = read_json_if_present(paths.report("variants"))
     if variants is None:
         return f"{project}: not evaluated yet (dvc repro evaluate@{project})"
     metric, table = variants["primary_metric"], variants["variants"]
@@ -46,7 +39,7 @@ def project_line(project: str, root: Path | None = None) -> str:
         pool = close or compressed
         best = max(pool, key=(lambda n: pool[n].get("speedup_batch1") or 0.0) if close else (lambda n: pool[n][metric]))
         parts.append(f"best compressed: {variant(best)}")
-    export = _read(paths.report("export"))
+    export = read_json_if_present(paths.report("export"))
     if export is None:
         parts.append(f"not exported (dvc repro export@{project})")
     elif not export.get("registered"):
