@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 
-from . import bench_compression
+from . import compression_figures
 from .common import load_previous, preset, project_params, run_pipeline, save
 
 logger = logging.getLogger(__name__)
@@ -52,10 +52,10 @@ def main(skip_real: bool = False, skip_default: bool = False) -> dict:
     if not skip_real:
         logger.info("SST-2 from scratch (preset base)")
         # The compression chain of the compression benchmark rides along: one training serves both.
-        run = run_pipeline(bench_compression.sst2_params(), ["classification"], env_extra=SST2_ENV)
+        run = run_pipeline(compression_figures.sst2_params(), ["classification"], env_extra=SST2_ENV)
         sst2 = summarize(run)
         sst2["config"] = {"preset": "base", **preset("classification", "base")}
         results["sst2"] = sst2
-        bench_compression.record("sst2", run, "classification")
+        compression_figures.record("sst2", run, "classification")
     save("classification", results)
     return results

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.tiny import demo_server
+from devsupport.processes import demo_server, free_port
 
 from .common import default_params, run_pipeline, save
 
@@ -50,8 +50,6 @@ def _echo_floor(client_cls) -> dict:
     """The same client against a Gradio app whose endpoint returns its input: what the framework's
     round trip (queue join, event stream) costs with no work at all."""
     import gradio as gr
-
-    from tests.tiny import free_port
 
     with gr.Blocks() as app:
         box, out = gr.Textbox(), gr.Textbox()

@@ -31,9 +31,10 @@ import time
 from pathlib import Path
 from uuid import UUID
 
-from tests.tiny import REPO, make_repo_copy, pipeline_env, tiny_params
+from devsupport.processes import free_port, stop_group, wait_for_http
+from devsupport.workspace import make_repo_copy, pipeline_env
 
-from .common import SHARED, save
+from .common import ROOT, SHARED, project_params, save, seconds_sized
 
 logger = logging.getLogger(__name__)
 
@@ -42,21 +43,24 @@ WORKER_POLL_SECONDS = 2  # how often the worker asks for work (Prefect's default
 
 
 def _params() -> tuple[dict, str]:
-    """Tiny params; the builtin data when its generator exists, else an SST-2 subset."""
+    """The `demo` preset sized to run in seconds; the builtin data when its generator exists, else
+    an SST-2 subset."""
+    overrides = seconds_sized(PROJECT)
     if importlib.util.find_spec(f"pipelines.data.builtin_{PROJECT}") is not None:
-        return tiny_params([PROJECT]), "builtin (tiny)"
+        return project_params(PROJECT, overrides=overrides), "builtin (tiny)"
     work = Path(tempfile.mkdtemp(prefix="bench-flows-data-"))
     for split, n in (("train", 400), ("validation", 60), ("test", 80)):
         lines = (SHARED / PROJECT / "sst2" / f"{split}.jsonl").read_text().splitlines()[:n]
         (work / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
-    return tiny_params([PROJECT], classification__data__source=str(work)), "sst2 subset 400/60/80"
+    overrides["data"]["source"] = str(work)
+    return project_params(PROJECT, overrides=overrides), "sst2 subset 400/60/80"
 
 
 def _copy(base: Path, name: str, params: dict) -> Path:
     root = make_repo_copy(base / name, params)
     # flows/ and prefect.yaml may not be committed yet
-    shutil.copytree(REPO / "flows", root / "flows", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO / "prefect.yaml", root / "prefect.yaml")
+    shutil.copytree(ROOT / "flows", root / "flows", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "prefect.yaml", root / "prefect.yaml")
     return root
 
 
@@ -82,35 +86,11 @@ def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    import signal
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=20)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> float:
-    import urllib.request
-
+    """Seconds until the server at ``url`` answers its health check."""
     t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return time.perf_counter() - t0
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    raise RuntimeError(f"prefect server did not start:\n{log.read_text()[-3000:]}")
+    wait_for_http(f"{url}/health", proc, timeout, log=log.read_text)
+    return time.perf_counter() - t0
 
 
 def _flow_run_seconds(flow_run) -> float | None:
@@ -120,14 +100,10 @@ def _flow_run_seconds(flow_run) -> float | None:
 
 
 def main() -> dict:
-    import socket
-
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     base = Path(tempfile.mkdtemp(prefix="bench-flows-"))
     params, data = _params()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     home = base / "prefect-home"
     home.mkdir()
@@ -185,8 +161,8 @@ def main() -> dict:
                 runs[label] = {"wall": wall, "flow_run": _flow_run_seconds(flow_run), "state": flow_run.state.name}
     finally:
         if worker is not None:
-            _stop(worker)
-        _stop(server)
+            stop_group(worker)
+        stop_group(server)
 
     cli_flow = _flow_run_seconds(cli_run)
     results = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from . import bench_compression
+from . import compression_figures
 from .common import load_previous, preset, project_params, run_pipeline, save, seq2seq_summary
 
 logger = logging.getLogger(__name__)
@@ -27,10 +27,10 @@ def main(skip_real: bool = False, skip_default: bool = False) -> dict:
     if not skip_real:
         logger.info("Multi30k en-de from scratch")
         # The compression chain of the compression benchmark rides along: one training serves both.
-        run = run_pipeline(bench_compression.multi30k_params(), ["translation"])
+        run = run_pipeline(compression_figures.multi30k_params(), ["translation"])
         real = seq2seq_summary(run, "translation", METRICS)
         real["config"] = {"preset": "base", **preset("translation", "base")}
         results["multi30k"] = real
-        bench_compression.record("multi30k", run, "translation")
+        compression_figures.record("multi30k", run, "translation")
     save("translation", results)
     return results

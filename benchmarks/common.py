@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.tiny import make_repo_copy, pipeline_env
+from devsupport.workspace import REPO as ROOT
+from devsupport.workspace import make_repo_copy, pipeline_env
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -74,6 +74,25 @@ def project_params(project: str, source: str | None = None, preset: str = "demo"
     block = merged(block, overrides or {})
     params["tracking"]["register_model"] = register
     return {**{k: params[k] for k in ("common", "runtime", "tracking")}, "projects": {project: block}}
+
+
+def seconds_sized(task: str, size: int = 240) -> dict:
+    """Overrides on a task's `demo` preset that make a whole run take seconds on a CPU: ``size``
+    builtin examples, a one-layer model, one epoch. For benchmarks of what surrounds training
+    (orchestration, the plumbing of the compression chain), where minutes of training would only
+    add noise; no preset is that small, since no user wants such a model."""
+    train = {"epochs": 1, "batch_size": 16, "save_steps": 5, "logging_steps": 2}
+    out = {"data": {"builtin_size": size}, "tokenizer": {"vocab_size": 300},
+           "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
+           "pretrain": train, "finetune": dict(train), "compress": {"latency_batches": 2}}
+    if task != "classification":
+        # A seq2seq model this small emits nothing but spaces from 300 byte-level tokens in a dozen
+        # steps; whole-word tokens, a wider model and a few epochs (still seconds) let it emit words.
+        out["tokenizer"]["vocab_size"] = 1000
+        out["model"].update(hidden_size=64, intermediate_size=128, num_decoder_layers=1)
+        out["finetune"].update(epochs=6, learning_rate=3e-3, early_stopping_patience=6, validation_generate_samples=16)
+        out["evaluate"] = {"num_beams": 2, "max_new_tokens": 16}
+    return out
 
 
 def preset(task: str, name: str) -> dict:
