@@ -4,6 +4,8 @@
     python -m flows retrain <project> [--force] [--checkout DIR]
     python -m flows deploy [NAME ...] [--checkout DIR]
 
+The same command is `nlp-pipelines flows ...` (the console script) and `python -m pipelines flows ...`.
+
 Without PREFECT_API_URL, `run` and `retrain` use Prefect's local mode (a temporary server for this
 process; nothing to start), which may take PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (here 120
 unless set) to come up. With it, they report to that server like a worker's runs. `deploy` needs a
@@ -19,9 +21,11 @@ import sys
 from pathlib import Path
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m flows", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(prog: str = "python -m flows") -> argparse.ArgumentParser:
+    from pipelines.__main__ import version
+
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=version())
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every stage of a project (DVC skips what is up to date)")
     run.add_argument("project")
@@ -58,8 +62,9 @@ def set_environment_defaults() -> None:
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=str(EPHEMERAL_STARTUP_TIMEOUT_SECONDS))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m flows") -> int:
+    """``prog``: the command's name in usage lines (`nlp-pipelines flows` when called from there)."""
+    args = build_parser(prog).parse_args(argv)
     from pipelines import settings
     from pipelines.errors import ConfigError
 

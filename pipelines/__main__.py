@@ -1,4 +1,5 @@
-"""The one command line that dvc.yaml, the Prefect flows and users call.
+"""The one command line that dvc.yaml, the Prefect flows and users call; installed as the console
+script `nlp-pipelines`, which takes the same arguments as `python -m pipelines`.
 
     python -m pipelines <stage> <project> [--params params.yaml]
     python -m pipelines check [--params params.yaml]
@@ -7,6 +8,7 @@
     python -m pipelines sweep <project> -S 'KEY=choice(...)|range(lo,hi)|loguniform(lo,hi)' ... [see sweep --help]
     python -m pipelines demo [PROJECT ...] [--model DIR_OR_URI] [--host 127.0.0.1] [--port 7860]
     python -m pipelines summary [--params params.yaml]
+    python -m pipelines flows run|retrain|deploy ...      (the Prefect flows: python -m flows, see flows --help)
 """
 
 from __future__ import annotations
@@ -20,32 +22,41 @@ import sys
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STAGES = ("configure", "ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
+SUBCOMMANDS = ("predict", "registry", "sweep", "demo", "flows")  # commands with arguments of their own
 
 logger = logging.getLogger("pipelines")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+def version() -> str:
+    """What every command's --version prints."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
 
     try:
-        return f"nlp-pipelines {version('nlp-pipelines')}"
+        return f"nlp-pipelines {installed_version('nlp-pipelines')}"
     except PackageNotFoundError:  # run from a checkout that was not installed
         return "nlp-pipelines (not installed)"
 
 
-def _parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+def command_name() -> str:
+    """The command as it was typed, for usage lines: the console script or `python -m pipelines`."""
+    return "nlp-pipelines" if os.path.basename(sys.argv[0]) == "nlp-pipelines" else "python -m pipelines"
+
+
+def _parser(subcommand: str | None, description: str | None) -> argparse.ArgumentParser:
+    prog = f"{command_name()} {subcommand}" if subcommand else command_name()
     p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=_version())
+    p.add_argument("--version", action="version", version=version())
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
                    help="default: PIPELINES_LOG_LEVEL, else INFO")
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _parser("python -m pipelines", __doc__)
-    p.add_argument("stage", choices=STAGES + ("check", "summary", "predict", "registry", "sweep", "demo"),
+    p = _parser(None, __doc__)
+    p.add_argument("stage", choices=STAGES + ("check", "summary") + SUBCOMMANDS,
                    help="stage to run, 'check' to validate params only, 'summary' for one line per project, "
-                        "'predict', 'registry', 'sweep' or 'demo' (see their --help)")
+                        "'predict', 'registry', 'sweep', 'demo' or 'flows' (see their --help)")
     p.add_argument("project", nargs="?", help="a project of params.yaml (under projects:)")
     p.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
     return p
@@ -121,7 +132,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
     batch_size = _at_least_one("inputs per model call")
 
-    p = _parser("python -m pipelines predict", predict.__doc__)
+    p = _parser("predict", predict.__doc__)
     p.add_argument("project", help="a project of params.yaml (under projects:)")
     p.add_argument("input", help=".jsonl, .csv or .txt file of inputs (UTF-8), or - for standard input")
     p.add_argument("--model", help="export folder or MLflow model URI (default: models/<project>/export)")
@@ -135,7 +146,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 def build_registry_parser() -> argparse.ArgumentParser:
     from . import registry
 
-    p = _parser("python -m pipelines registry", registry.__doc__)
+    p = _parser("registry", registry.__doc__)
     p.add_argument("project", help="a project of params.yaml (under projects:)")
     p.add_argument("action", nargs="?", choices=("history", "promote", "rollback"), default="history",
                    help="history (default): every version and each move of its aliases; promote VERSION: move "
@@ -188,7 +199,7 @@ def build_sweep_parser() -> argparse.ArgumentParser:
             raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of minutes")
         return m
 
-    p = _parser("python -m pipelines sweep", sweep.__doc__)
+    p = _parser("sweep", sweep.__doc__)
     p.add_argument("project", help="a project of params.yaml (under projects:)")
     p.add_argument("-S", "--set", dest="dimensions", action="append", default=[], required=True,
                    metavar="KEY=SPACE", help="a setting to search: choice(a,b,...), range(low,high[,step]), "
@@ -238,7 +249,7 @@ def _port(value: str) -> int:
 def build_demo_parser() -> argparse.ArgumentParser:
     from . import demo
 
-    p = _parser("python -m pipelines demo", demo.__doc__)
+    p = _parser("demo", demo.__doc__)
     p.add_argument("projects", nargs="*", metavar="PROJECT", help="projects to serve (default: every project)")
     p.add_argument("--model", help="export folder or MLflow model URI to serve (one project only; default: the "
                                    "registry's champion, else models/<project>/export)")
@@ -269,16 +280,19 @@ def demo_main(argv: list[str]) -> int:
     return _guarded(run)
 
 
+def flows_main(argv: list[str]) -> int:
+    """The Prefect flows' command line (flows/__main__.py), under this command's name."""
+    from flows.__main__ import main as run_flows
+
+    return run_flows(argv, prog=f"{command_name()} flows")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["demo"]:
-        return demo_main(argv[1:])
-    if argv[:1] == ["predict"]:
-        return predict_main(argv[1:])
-    if argv[:1] == ["registry"]:
-        return registry_main(argv[1:])
-    if argv[:1] == ["sweep"]:
-        return sweep_main(argv[1:])
+    commands = {"predict": predict_main, "registry": registry_main, "sweep": sweep_main, "demo": demo_main,
+                "flows": flows_main}
+    if argv[:1] and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     from .config import load_params
 

@@ -97,7 +97,7 @@ def test_a_host_without_the_training_data_can_still_predict(tmp_path, monkeypatc
     assert "in.jsonl, line 2" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["predict"], ["registry"], ["sweep"]])
+@pytest.mark.parametrize("command", [[], ["predict"], ["registry"], ["sweep"], ["demo"], ["flows"]])
 def test_every_command_says_its_version(command, capsys):
     with pytest.raises(SystemExit) as stopped:
         main([*command, "--version"])

@@ -1,0 +1,42 @@
+"""The installed console script `nlp-pipelines` reaches every command, the flows included, and each
+says its usage and version under the script's own name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.__main__ import STAGES, SUBCOMMANDS
+
+SCRIPT = Path(sys.executable).parent / "nlp-pipelines"
+
+pytestmark = pytest.mark.skipif(not SCRIPT.is_file(), reason=f"{SCRIPT} not installed: pip install -e .")
+
+
+def script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_stage_and_command():
+    proc = script("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: nlp-pipelines "), proc.stdout
+    for name in (*STAGES, "check", "summary", *SUBCOMMANDS):
+        assert name in proc.stdout, name
+
+
+def test_flows_are_reached_under_the_script_name():
+    proc = script("flows", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: nlp-pipelines flows "), proc.stdout
+    for command in ("run", "retrain", "deploy"):
+        assert command in proc.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["flows"], ["sweep"]])
+def test_the_script_says_its_version(command):
+    proc = script(*command, "--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("nlp-pipelines "), proc.stdout + proc.stderr
