@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows") -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     set_environment_defaults()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
-    from flows.checkout import FlowError, parse_overrides
+    from flows.errors import FlowError
+    from flows.overrides import parse_overrides
 
     checkout = str(Path(args.checkout).resolve())
     try:

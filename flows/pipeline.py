@@ -2,14 +2,16 @@
 whether anything changed since the champion was trained.
 
 Each DVC stage is one task (``dvc repro --single-item <stage>@<project>``), so the Prefect UI shows
-every stage with its logs, duration and state; a stage DVC finds up to date ends as a Completed
-state named ``Skipped``. The flow runs where the worker runs: in the worker's checkout of this
-repository (the deployment's working directory), with the worker's environment, so a GPU worker
-trains on CUDA and ``MLFLOW_TRACKING_URI`` sends results to the team's MLflow server.
+every stage with its logs, duration and state; a stage ``dvc status`` finds up to date ends as a
+Completed state named ``Skipped``, one whose outputs DVC restored from its run cache as ``Cached``.
+The flow runs where the worker runs: in the worker's checkout of this repository (the deployment's
+working directory), with the worker's environment, so a GPU worker trains on CUDA and
+``MLFLOW_TRACKING_URI`` sends results to the team's MLflow server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -23,8 +25,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
-from flows import checkout as co
-from pipelines.io import atomic_file
+from flows import dvc_runner
+from flows.checkout import check_project, checkout_lock
+from flows.commands import run_logged
+from flows.dvc_runner import CACHED, SKIPPED, StageOutcome, repro_stage
+from flows.errors import FlowError, StageFailed
+from flows.overrides import apply_overrides, params_restored, validate_params
+from flows.run_summary import run_summary, summary_markdown
+from pipelines.__main__ import STAGES
 
 # A second flow run on the same checkout waits this long for the first before failing.
 LOCK_TIMEOUT_SECONDS = 6 * 3600
@@ -50,9 +58,9 @@ def _is_transient(task, task_run, state) -> bool:
         exc = state.result(raise_on_failure=False)
     except Exception:
         return True
-    if isinstance(exc, co.StageFailed):
+    if isinstance(exc, StageFailed):
         return exc.transient
-    return not isinstance(exc, co.FlowError)
+    return not isinstance(exc, FlowError)
 
 
 def start_local_api() -> None:
@@ -71,7 +79,7 @@ def start_local_api() -> None:
     except Exception as exc:
         server.stop()
         limit = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
-        raise co.FlowError(
+        raise FlowError(
             f"Prefect's temporary local server did not start within PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="
             f"{limit} s ({' '.join(str(exc).split())[:500].rstrip('.')}). On a busy machine allow it longer (e.g. "
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=300), or start a server (prefect server start "
@@ -83,23 +91,24 @@ def check_params(project: str, root: str, overrides: dict[str, Any] | None = Non
     """Apply the overrides to params.yaml and validate it (``python -m pipelines check``)."""
     logger = get_run_logger()
     if overrides:
-        changed = co.apply_overrides(Path(root), project, overrides)
+        changed = apply_overrides(Path(root), project, overrides)
         logger.info("params.yaml: %s", ", ".join(f"{k}={overrides[k]!r}" for k in changed) if changed
                     else "overrides already in place")
         return changed
-    co.validate_params(Path(root), project)
+    validate_params(Path(root), project)
     logger.info("params.yaml is valid")
     return []
 
 
 @task(name="stage", task_run_name="{stage}@{project}", cache_policy=NO_CACHE, retry_condition_fn=_is_transient)
 def run_stage(stage: str, project: str, root: str):
-    """One DVC stage; Completed (ran), or Completed named Skipped / Cached when DVC had nothing to run."""
+    """One DVC stage; Completed (ran), or Completed named Skipped (up to date) or Cached (outputs
+    restored from DVC's run cache)."""
     logger = get_run_logger()
-    outcome = co.repro_stage(Path(root), stage, project, log=logger.info)
-    if outcome.status == "skipped":
-        return Completed(name="Skipped", message=f"{outcome.target}: up to date, DVC skipped it", data=asdict(outcome))
-    if outcome.status == "cached":
+    outcome = repro_stage(Path(root), stage, project, log=logger.info)
+    if outcome.status == SKIPPED:
+        return Completed(name="Skipped", message=f"{outcome.target}: up to date (dvc status), not run", data=asdict(outcome))
+    if outcome.status == CACHED:
         return Completed(name="Cached", message=f"{outcome.target}: outputs restored from DVC's run cache",
                          data=asdict(outcome))
     logger.info("%s ran in %.1f s", outcome.target, outcome.seconds)
@@ -110,9 +119,9 @@ def run_stage(stage: str, project: str, root: str):
 def check_lineage(project: str, root: str) -> dict:
     """Compare the checkout's data and params hashes with the champion's lineage tags."""
     logger = get_run_logger()
-    rc, out, err = co.run_logged([sys.executable, "-m", "flows.lineage", project], Path(root), logger.debug)
+    rc, out, err = run_logged([sys.executable, "-m", "flows.lineage", project], Path(root), logger.debug)
     if rc != 0:
-        raise co.FlowError("checking what changed since the champion failed:\n" + "\n".join(err))
+        raise FlowError("checking what changed since the champion failed:\n" + "\n".join(err))
     verdict = json.loads(out[-1])
     for reason in verdict["reasons"]:
         logger.info("changed: %s", reason)
@@ -122,26 +131,26 @@ def check_lineage(project: str, root: str) -> dict:
 @task(name="dvc-push", task_run_name="dvc-push@{project}", cache_policy=NO_CACHE)
 def push_outputs(project: str, root: str) -> str:
     """Send the project's outputs to the DVC remote (the cache other workers share)."""
-    return co.push(Path(root), project, log=get_run_logger().info)
+    return dvc_runner.push(Path(root), project, log=get_run_logger().info)
 
 
 def _root(checkout: str | None, project: str) -> Path:
     root = Path(checkout or os.getcwd()).resolve()
-    co.check_project(root, project)
+    check_project(root, project)
     return root
 
 
-def _stages(project: str, root: Path, stages, retries: int, delay: float) -> list[co.StageOutcome]:
+def _stages(project: str, root: Path, stages, retries: int, delay: float) -> list[StageOutcome]:
     task_ = run_stage.with_options(retries=retries, retry_delay_seconds=delay)
     outcomes = []
     for stage in stages:
         # in order: each stage reads what the one before wrote; a failure raises and fails the flow
         state = task_(stage, project, str(root), return_state=True)
-        outcomes.append(co.StageOutcome(**state.result()))
+        outcomes.append(StageOutcome(**state.result()))
     return outcomes
 
 
-def _finish(project: str, root: Path, outcomes: list[co.StageOutcome], push: bool) -> dict:
+def _finish(project: str, root: Path, outcomes: list[StageOutcome], push: bool) -> dict:
     logger = get_run_logger()
     pushed = None
     if push:
@@ -151,9 +160,9 @@ def _finish(project: str, root: Path, outcomes: list[co.StageOutcome], push: boo
         else:
             pushed = f"dvc push failed: {state.message}"
             logger.warning("%s (the model is registered; push again with `dvc push`)", pushed)
-    summary = co.run_summary(root, project, outcomes, pushed, flow_run_id=flow_run.id)
+    summary = run_summary(root, project, outcomes, pushed, flow_run_id=flow_run.id)
     create_markdown_artifact(
-        key=f"{project}-pipeline-run", markdown=co.summary_markdown(summary),
+        key=f"{project}-pipeline-run", markdown=summary_markdown(summary),
         description=f"{project}: test metrics, MLflow run and registry version of this run")
     logger.info("%s: version %s, champion %s", project, summary["version"],
                 "moved" if summary["champion_moved"] else "unchanged")
@@ -162,7 +171,7 @@ def _finish(project: str, root: Path, outcomes: list[co.StageOutcome], push: boo
 
 def _lock(root: Path, timeout: float):
     logger = get_run_logger()
-    return co.checkout_lock(root, timeout, owner=f"flow run {flow_run.id}",
+    return checkout_lock(root, timeout, owner=f"flow run {flow_run.id}",
                             on_wait=lambda holder: logger.info("waiting for the checkout lock (held by %s)", holder))
 
 
@@ -180,18 +189,12 @@ def pipeline(project: str = "classification", overrides: dict[str, Any] | None =
     root = _root(checkout, project)
     retries, delay = _retry_settings(retries, retry_delay_seconds)
     with _lock(root, lock_timeout_seconds):
-        params_file = root / "params.yaml"
-        original = params_file.read_bytes() if overrides and not keep_overrides else None
-        try:
+        restore = (params_restored(root, get_run_logger().info) if overrides and not keep_overrides
+                   else contextlib.nullcontext())
+        with restore:
             check_params(project, str(root), overrides)
-            outcomes = _stages(project, root, co.STAGES, retries, delay)
+            outcomes = _stages(project, root, STAGES, retries, delay)
             return _finish(project, root, outcomes, push)
-        finally:
-            if original is not None and params_file.read_bytes() != original:
-                with atomic_file(params_file, "wb") as fh:
-                    fh.write(original)
-                get_run_logger().info("params.yaml is back as it was before this run's overrides (keep them "
-                                      "with keep_overrides / --keep-overrides)")
 
 
 @flow(name="nlp-retrain", flow_run_name="retrain-{project}")
@@ -204,7 +207,7 @@ def retrain(project: str = "classification", checkout: str | None = None, force:
     retries, delay = _retry_settings(retries, retry_delay_seconds)
     with _lock(root, lock_timeout_seconds):
         check_params(project, str(root))
-        outcomes = _stages(project, root, co.STAGES[:co.STAGES.index("ingest") + 1], retries, delay)
+        outcomes = _stages(project, root, STAGES[:STAGES.index("ingest") + 1], retries, delay)
         verdict = ({"changed": True, "reasons": ["forced (force=true)"]} if force
                    else check_lineage(project, str(root)))
         if not verdict["changed"]:
@@ -215,5 +218,5 @@ def retrain(project: str = "classification", checkout: str | None = None, force:
                                      description=note)
             get_run_logger().info(note)
             return Completed(name="Skipped", message=note, data={"project": project, "retrained": False, **verdict})
-        outcomes += _stages(project, root, co.STAGES[co.STAGES.index("ingest") + 1:], retries, delay)
+        outcomes += _stages(project, root, STAGES[STAGES.index("ingest") + 1:], retries, delay)
         return {**_finish(project, root, outcomes, push), "retrained": True, "reasons": verdict["reasons"]}

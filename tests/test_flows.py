@@ -1,5 +1,5 @@
 """Prefect flows against a real local Prefect server and a `gpu` process worker, on a tiny
-classification checkout; plus the checkout helpers the flows use (overrides, lock, stage errors).
+classification checkout; plus what the flows do in the checkout (overrides, lock, stage errors, summary).
 
 The server, the worker and the checkout are shared by the tests of this module (started once,
 stopped at the end, each in its own process group), and the tests run in file order. They cover
@@ -21,7 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows import checkout as co
+from flows.checkout import checkout_lock
+from flows.dvc_runner import StageOutcome, repro_stage
+from flows.errors import FlowError, OverrideError, StageFailed
+from flows.overrides import apply_overrides, parse_overrides
+from flows.run_summary import run_summary, summary_markdown
 from tests import tiny
 from tests.tiny import REPO, free_port, int8_only, make_repo_copy, pipeline_env, stop_group, tiny_params, wait_for_http
 
@@ -167,7 +171,7 @@ def lineage(root: Path) -> dict:
 def seed_champion(root: Path) -> None:
     """Register a stand-in version as `champion`, tagged with the lineage of the checkout's current
     source data and params: what a finished training leaves behind, without the training."""
-    co.repro_stage(root, "ingest", PROJECT, log=lambda line: None, env=pipeline_env(root))
+    repro_stage(root, "ingest", PROJECT, log=lambda line: None, env=pipeline_env(root))
     current = lineage(root)["current"]
     code = ("import json, sys, mlflow; c = mlflow.MlflowClient();"
             f"c.create_registered_model({PROJECT!r});"
@@ -194,24 +198,24 @@ def run_deployed(worker, **parameters):
 # --------------------------------------------------------------------------- checkout helpers (no server)
 def test_overrides_are_typed_validated_and_keep_comments(tmp_path):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    assert co.parse_overrides(["projects.classification.finetune.epochs=2", "tracking.register_model=false",
+    assert parse_overrides(["projects.classification.finetune.epochs=2", "tracking.register_model=false",
                                "projects.classification.data.source=builtin"]) == {
         "projects.classification.finetune.epochs": 2, "tracking.register_model": False, "projects.classification.data.source": "builtin"}
-    with pytest.raises(co.OverrideError, match="key=value"):
-        co.parse_overrides(["projects.classification.finetune.epochs"])
+    with pytest.raises(OverrideError, match="key=value"):
+        parse_overrides(["projects.classification.finetune.epochs"])
 
     before = (tmp_path / "params.yaml").read_text()
-    with pytest.raises(co.OverrideError) as err:
-        co.apply_overrides(tmp_path, PROJECT, {"projects.classification.finetune.learnig_rate": 0.1,
+    with pytest.raises(OverrideError) as err:
+        apply_overrides(tmp_path, PROJECT, {"projects.classification.finetune.learnig_rate": 0.1,
                                                "projects.classification.finetune.batch_size": 0})
     # every problem at once, each naming its key; params.yaml left as it was
     assert "projects.classification.finetune.learnig_rate" in str(err.value) and "did you mean" in str(err.value)
     assert "projects.classification.finetune.batch_size" in str(err.value)
     assert (tmp_path / "params.yaml").read_text() == before
-    with pytest.raises(co.OverrideError, match="outside this run's blocks"):
-        co.apply_overrides(tmp_path, PROJECT, {"projects.translation.finetune.epochs": 1})
+    with pytest.raises(OverrideError, match="outside this run's blocks"):
+        apply_overrides(tmp_path, PROJECT, {"projects.translation.finetune.epochs": 1})
 
-    changed = co.apply_overrides(tmp_path, PROJECT, {"projects.classification.finetune.epochs": 2,
+    changed = apply_overrides(tmp_path, PROJECT, {"projects.classification.finetune.epochs": 2,
                                                      "projects.classification.finetune.precision": "fp32"})
     after = (tmp_path / "params.yaml").read_text()
     assert changed == ["projects.classification.finetune.epochs", "projects.classification.finetune.precision"]
@@ -224,7 +228,7 @@ def test_second_flow_run_waits_for_the_checkout_lock(tmp_path):
     held, release = threading.Event(), threading.Event()
 
     def first():
-        with co.checkout_lock(tmp_path, timeout=5, owner="flow run A"):
+        with checkout_lock(tmp_path, timeout=5, owner="flow run A"):
             held.set()
             release.wait(10)
 
@@ -233,22 +237,22 @@ def test_second_flow_run_waits_for_the_checkout_lock(tmp_path):
     held.wait(5)
     waits = []
     try:
-        with pytest.raises(co.FlowError, match="flow run A"):
-            with co.checkout_lock(tmp_path, timeout=1.5, owner="flow run B", on_wait=waits.append):
+        with pytest.raises(FlowError, match="flow run A"):
+            with checkout_lock(tmp_path, timeout=1.5, owner="flow run B", on_wait=waits.append):
                 pass
         assert waits and "flow run A" in waits[0]
     finally:
         release.set()
         t.join()
-    with co.checkout_lock(tmp_path, timeout=1, owner="flow run B"):  # free again once A is done
+    with checkout_lock(tmp_path, timeout=1, owner="flow run B"):  # free again once A is done
         pass
 
 
 def test_only_transient_stage_failures_are_retried():
-    assert co.StageFailed("finetune@classification", 4, "MLflow server does not answer").transient
-    assert co.StageFailed("train@classification", -9, "killed").transient
-    assert not co.StageFailed("ingest@classification", 3, "not valid JSON").transient
-    assert not co.StageFailed("clean@classification", 2, "params.yaml has 1 problem").transient
+    assert StageFailed("finetune@classification", 4, "MLflow server does not answer").transient
+    assert StageFailed("train@classification", -9, "killed").transient
+    assert not StageFailed("ingest@classification", 3, "not valid JSON").transient
+    assert not StageFailed("clean@classification", 2, "params.yaml has 1 problem").transient
 
 
 def test_retry_condition_of_a_stage_follows_its_exit_code():
@@ -262,15 +266,15 @@ def test_retry_condition_of_a_stage_follows_its_exit_code():
     def retried(exc: BaseException) -> bool:
         return _is_transient(None, None, asyncio.run(exception_to_failed_state(exc)))
 
-    assert retried(co.StageFailed("finetune@classification", 4, "MLflow tracking server does not answer"))
-    assert retried(co.StageFailed("finetune@classification", -9, "killed"))
-    assert retried(co.StageFailed("finetune@classification", 1, "CUDA out of memory"))
+    assert retried(StageFailed("finetune@classification", 4, "MLflow tracking server does not answer"))
+    assert retried(StageFailed("finetune@classification", -9, "killed"))
+    assert retried(StageFailed("finetune@classification", 1, "CUDA out of memory"))
     assert retried(OSError("the worker lost its disk for a moment"))
-    assert not retried(co.StageFailed("clean@classification", 2, "params.yaml has 1 problem"))
-    assert not retried(co.StageFailed("ingest@classification", 3, "not valid JSON"))
+    assert not retried(StageFailed("clean@classification", 2, "params.yaml has 1 problem"))
+    assert not retried(StageFailed("ingest@classification", 3, "not valid JSON"))
     # a model failing finetune.min_source_gain: the retry resumes the same checkpoints and fails again
-    assert not retried(co.StageFailed("finetune@classification", 5, "the fine-tuned model ignores its source"))
-    assert not retried(co.FlowError("unknown stage 'trian'"))
+    assert not retried(StageFailed("finetune@classification", 5, "the fine-tuned model ignores its source"))
+    assert not retried(FlowError("unknown stage 'trian'"))
 
 
 def _local_mode_env(home: Path, **extra: str) -> dict:
@@ -323,12 +327,12 @@ def test_run_summary_reads_metrics_run_and_registry_from_the_reports(tmp_path):
     (reports / "export.json").write_text(json.dumps({
         "registered": True, "registered_model": PROJECT, "version": 3, "variant": "int8", "champion_moved": False,
         "champion_version": 2, "reason": "accuracy 0.7400 < champion's 0.8000"}))
-    outcomes = [co.StageOutcome(f"{s}@{PROJECT}", "skipped" if s == "clean" else "ran", 1.0) for s in STAGES]
-    summary = co.run_summary(tmp_path, PROJECT, outcomes)
+    outcomes = [StageOutcome(f"{s}@{PROJECT}", "skipped" if s == "clean" else "ran", 1.0) for s in STAGES]
+    summary = run_summary(tmp_path, PROJECT, outcomes)
     assert summary["test_metrics"] == {"full": {"accuracy": 0.75, "macro_f1": 0.7},
                                        "int8": {"accuracy": 0.74, "macro_f1": 0.69}}
     assert summary["new_version"] and summary["version"] == 3 and not summary["champion_moved"]
-    markdown = co.summary_markdown(summary)
+    markdown = summary_markdown(summary)
     assert "| metric | full | int8 (exported) |" in markdown and "| **accuracy** | 0.7500 | 0.7400 |" in markdown
     assert "| clean | skipped | 1.0 |" in markdown and "`abc123`" in markdown
     assert "version **3**" in markdown and "stayed at version 2 (accuracy 0.7400 < champion's 0.8000)" in markdown
@@ -439,8 +443,8 @@ def test_transient_stage_failure_is_retried(deployed, worker, checkout):
 def test_changed_data_or_params_make_retraining_go_ahead(checkout):
     source = Path(yaml.safe_load((checkout / "params.yaml").read_text())["projects"][PROJECT]["data"]["source"])
     write_reviews(source, extra=8)
-    co.apply_overrides(checkout, PROJECT, {"projects.classification.finetune.learning_rate": 0.0007})
-    co.repro_stage(checkout, "ingest", PROJECT, log=lambda line: None, env=pipeline_env(checkout))
+    apply_overrides(checkout, PROJECT, {"projects.classification.finetune.learning_rate": 0.0007})
+    repro_stage(checkout, "ingest", PROJECT, log=lambda line: None, env=pipeline_env(checkout))
     verdict = lineage(checkout)
     assert verdict["changed"] and verdict["champion_version"] == 1
     assert any(r.startswith("source data") for r in verdict["reasons"])
@@ -452,7 +456,7 @@ def _retrain_on_more_data(worker, checkout, extra: int, **settings) -> tuple[dic
     runs. Returns export's report and the run's artifact."""
     source = Path(yaml.safe_load((checkout / "params.yaml").read_text())["projects"][PROJECT]["data"]["source"])
     write_reviews(source, extra=extra)
-    co.apply_overrides(checkout, PROJECT, {f"projects.{PROJECT}.finetune.{k}": v for k, v in settings.items()})
+    apply_overrides(checkout, PROJECT, {f"projects.{PROJECT}.finetune.{k}": v for k, v in settings.items()})
     flow_run = run_deployed(worker)
     assert flow_run.state.is_completed() and flow_run.state.name == "Completed", flow_run.state.message
     assert "retrain" in flow_run.name
