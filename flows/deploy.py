@@ -1,12 +1,27 @@
-"""The retraining deployments declared in ``prefect.yaml``, created on the Prefect server.
+"""The retraining deployments declared in ``prefect.yaml``, created on the Prefect server
+(``python -m flows deploy``, run in the worker's checkout).
 
-``prefect.yaml`` says which deployments exist, with their cron schedules and work pool. What this
-module adds to ``prefect deploy --all``: a deployment whose name holds ``{project}`` is a template,
-made once for every project of the checkout's params.yaml (``retrain-{project}`` becomes
-``retrain-sentiment`` for a project named sentiment), so adding a project to params.yaml adds its
-retraining deployment; a deployment declared for one project (``parameters.project``) takes the
-place of the template for that project. ``python -m flows deploy`` creates them all with the
-worker's checkout as working directory.
+``prefect.yaml`` says which deployments exist, with their cron schedules, tags, concurrency limit
+and work pool, as ``prefect deploy --all`` reads them. What this module adds to ``prefect deploy
+--all`` (Prefect 3.8), which has no way to do these:
+
+- One deployment per project of params.yaml: a deployment whose name holds ``{project}`` is a
+  template, made once for every project of the checkout's params.yaml with ``{project}`` filled in
+  everywhere and ``parameters.project`` set (``retrain-{project}`` becomes ``retrain-sentiment``
+  for a project named sentiment), so adding a project to params.yaml adds its retraining
+  deployment. A deployment declared for one project (``parameters.project``) takes the place of the
+  template for that project, and one for a project params.yaml does not declare is skipped.
+  Prefect's own ``{{ }}`` templating fills in environment variables, Prefect variables, blocks and
+  step outputs, one deployment entry at a time; it cannot make entries, so ``prefect deploy
+  --all`` would create a deployment literally named ``retrain-{project}``.
+- The work pool (type process) is created when the server has none of that name; ``prefect
+  deploy`` refuses a deployment whose work pool does not exist.
+- Every problem of the ``deployments:`` entries (no name, entrypoint, work pool or cron) is
+  reported at once, before anything is created.
+
+What is the same as ``prefect deploy --all`` from the checkout: the deployments run in the
+checkout itself (the pull step ``set_working_directory`` to it, no build or push steps), with the
+schedules, parameters, tags and limits of prefect.yaml.
 """
 
 from __future__ import annotations
@@ -18,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from flows.checkout import FlowError
+from flows.checkout import project_names
+from flows.errors import FlowError
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +74,6 @@ def expand_templates(declared: list[dict[str, Any]], projects: list[str]) -> lis
 def load_deployments(root: Path, names: list[str] | None = None) -> list[dict[str, Any]]:
     """The ``deployments:`` of prefect.yaml (all, or those named), templates made for each project
     of params.yaml, checked for what deploy needs."""
-    from flows.checkout import project_names
-
     path = root / CONFIG
     if not path.is_file():
         raise FlowError(f"{path} not found; run from the repository root or pass --checkout")
@@ -116,8 +130,6 @@ def deploy(root: Path, names: list[str] | None = None) -> dict[str, str]:
                             "(prefect server start --host 127.0.0.1) and export "
                             "PREFECT_API_URL=http://127.0.0.1:4200/api")
     root = root.resolve()
-    from flows.checkout import project_names
-
     configured = set(project_names(root))
     ids = {}
     for d in load_deployments(root, names):
