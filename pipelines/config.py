@@ -311,8 +311,9 @@ class PruningConfig(Strict):
         return self.sparsity > 0 or self.heads > 0 or self.ffn_fraction > 0
 
 
-class DistillationConfig(Strict):
-    """Knowledge distillation of the fine-tuned model (teacher) into a smaller ``student`` variant."""
+class DistillationConfig(TrainConfig):
+    """Knowledge distillation of the fine-tuned model (teacher) into a smaller ``student`` variant,
+    trained like every other training (its settings are those of pretrain and finetune)."""
 
     enabled: bool = False
     # Student shape; null keeps the teacher's value, `half` takes half the teacher's layers (at least
@@ -326,12 +327,6 @@ class DistillationConfig(Strict):
     # Loss: alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy.
     temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.5
-    epochs: Annotated[float, Field(gt=0, le=1000)] = 1
-    batch_size: PositiveInt = 32
-    learning_rate: PositiveFloat = 5e-4
-    weight_decay: Annotated[float, Field(ge=0)] = 0.01
-    warmup_ratio: Fraction = 0.1
-    max_steps: int = -1  # -1: epochs decide
 
     @model_validator(mode="after")
     def _shape(self):

@@ -135,7 +135,7 @@ def load_served(params, project: str, model: str | None = None) -> Served:
         tokenizers = load_tokenizers(paths.tokenizer)
         for name, entry in manifest(paths).items():
             try:
-                served.variants[name] = load_variant(name, entry, paths, served.impl, tokenizers, served.cfg, "cpu")
+                served.variants[name] = load_variant(entry, paths, served.impl, tokenizers, served.cfg, "cpu")
             except Exception as exc:  # a variant whose files are gone: the others still serve
                 logger.warning("variant %s of %s did not load: %s", name, project, exc)
     return served

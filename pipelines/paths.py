@@ -79,6 +79,11 @@ class ProjectPaths:
         return self.models / "checkpoints"
 
     @property
+    def compress_checkpoints(self) -> Path:
+        """Distillation checkpoints of compress (student, pruned recovery), one folder per variant."""
+        return self.models / "compress-checkpoints"
+
+    @property
     def finetuned(self) -> Path:
         return self.models / "finetuned"
 

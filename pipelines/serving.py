@@ -221,7 +221,7 @@ class TextModel(mlflow.pyfunc.PythonModel):
         return model
 
     def load_context(self, context):
-        from .compression import load_hf_model
+        from .model_files import load_hf_model
         from .tasks import get_task
         from .tokenization import load_tokenizers
 

@@ -3,8 +3,12 @@ evaluate scores and the demo page serves, loaded the same way for both."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
 from .config import VARIANT_ORDER
-from .io import read_json
+from .io import read_json, write_json
 from .paths import ProjectPaths
 
 
@@ -15,18 +19,41 @@ def chain_order(by_variant: dict) -> dict:
     return dict(sorted(by_variant.items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
-def manifest(paths: ProjectPaths) -> dict[str, dict]:
-    """The variants compress made (kind, folder and source of each), in the chain's order."""
-    return chain_order(read_json(paths.manifest))
+@dataclass(frozen=True)
+class Variant:
+    """One variant compress made, as its manifest (models/<p>/compressed/variants.json) records it:
+    compress writes it, evaluate, export and the demo read it."""
+
+    kind: Literal["hf", "int8", "onnx"]  # a transformers folder, a dynamic int8 folder, ONNX graphs
+    path: str | None  # its folder under models/<p>/compressed; None: the fine-tuned model itself
+    source: str | None  # the variant it was made from (None for full)
+    decoding: str | None = None  # ONNX seq2seq: how it decodes (greedy), for the variant table
+    onnx_opset: int | None = None  # ONNX: the opset it was exported with
+    check: dict | None = None  # ort_fp32: its check against PyTorch, which export reuses with the graph
+
+    def folder(self, paths: ProjectPaths) -> Path:
+        return paths.finetuned if self.path is None else paths.compressed / self.path
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None or k in ("path", "source")}
 
 
-def load_variant(name: str, entry: dict, paths: ProjectPaths, impl, tokenizers, cfg, device: str):
+def write_manifest(path: Path, variants: dict[str, Variant]) -> None:
+    write_json(path, {name: v.to_json() for name, v in variants.items()})
+
+
+def manifest(paths: ProjectPaths) -> dict[str, Variant]:
+    """The variants compress made, in the chain's order."""
+    return chain_order({name: Variant(**entry) for name, entry in read_json(paths.manifest).items()})
+
+
+def load_variant(entry: Variant, paths: ProjectPaths, impl, tokenizers, cfg, device: str):
     """A variant as a model the task's evaluate_model and predict_texts accept, and the device to run it on."""
-    from .compression import load_hf_model
+    from .model_files import load_hf_model
 
-    folder = paths.finetuned if entry["path"] is None else paths.compressed / entry["path"]
-    if entry["kind"] == "onnx":
+    folder = entry.folder(paths)
+    if entry.kind == "onnx":
         return impl.ort_model(folder, tokenizers, cfg), "cpu"
-    if entry["kind"] == "int8":
+    if entry.kind == "int8":
         return load_hf_model(folder), "cpu"  # dynamic int8 kernels are CPU kernels
     return load_hf_model(folder, device), device

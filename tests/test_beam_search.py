@@ -7,7 +7,7 @@ import torch
 from transformers import (BartConfig, BartForConditionalGeneration, MarianConfig, MarianMTModel, MBartConfig,
                           MBartForConditionalGeneration)
 
-from pipelines.compression import quantize_dynamic_int8
+from pipelines.model_files import quantize_dynamic_int8
 from pipelines.decoding import beam_search, supports
 
 PAD, BOS, EOS, VOCAB = 1, 0, 2, 120

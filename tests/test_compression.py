@@ -5,6 +5,7 @@ quantization, the serving path of an int8 export, the export's variant choice, a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 from types import SimpleNamespace
@@ -13,7 +14,12 @@ import pytest
 import torch
 import yaml
 
-from pipelines import compression as C
+from pipelines.compression.distillation import distill, distillation_loss, teacher_layers
+from pipelines.compression.measurement import count_nonzero, count_parameters, linear_weight_bytes
+from pipelines.compression.pruning import block_linears, block_sparsity, make_pruning_permanent, prune_ffn, prune_heads, prune_magnitude
+from pipelines.compression.quantization import quantize_onnx_int8
+from pipelines.model_files import (attention_modules, load_hf_model, num_heads, quantize_dynamic_int8, save_quantized,
+                                   weights_size)
 from pipelines.config import ClassificationProject, ConfigError, TranslationProject, parse_params
 from pipelines.tasks import classification as cls_task
 from pipelines.tasks import seq2seq
@@ -76,17 +82,17 @@ def _logits(model, clf, n=16):
 
 
 def _size(folder):
-    return C.weights_size(folder)
+    return weights_size(folder)
 
 
 # --------------------------------------------------------------------------- quantization
 def test_int8_shrinks_linear_weights_and_stays_close(clf, tmp_path):
-    q = C.quantize_dynamic_int8(clf.model)
-    assert C.linear_weight_bytes(clf.model) / C.linear_weight_bytes(q) == pytest.approx(4.0)
-    C.save_quantized(q, tmp_path)
+    q = quantize_dynamic_int8(clf.model)
+    assert linear_weight_bytes(clf.model) / linear_weight_bytes(q) == pytest.approx(4.0)
+    save_quantized(q, tmp_path)
     clf.model.save_pretrained(tmp_path / "fp32")
     assert _size(tmp_path) < _size(tmp_path / "fp32")
-    loaded = C.load_hf_model(tmp_path)  # the loader serving uses recognises the int8 folder
+    loaded = load_hf_model(tmp_path)  # the loader serving uses recognises the int8 folder
     a, b = _logits(clf.model, clf), _logits(loaded, clf)
     assert (a - b).abs().max() < 0.05 * a.abs().max() + 1e-3
 
@@ -94,52 +100,52 @@ def test_int8_shrinks_linear_weights_and_stays_close(clf, tmp_path):
 # --------------------------------------------------------------------------- pruning
 def test_magnitude_pruning_zeros_survive_save_and_load(clf, tmp_path):
     model = copy.deepcopy(clf.model)
-    targets = C.prune_magnitude(model, 0.5)
-    C.make_pruning_permanent(targets)
+    targets = prune_magnitude(model, 0.5)
+    make_pruning_permanent(targets)
     assert not any(n.endswith("_orig") for n, _ in model.named_parameters())  # the masks are folded in
-    assert C.block_sparsity(model) == pytest.approx(0.5, abs=0.01)
-    zeros = {n: (m.weight == 0) for n, m in C.block_linears(model)}
+    assert block_sparsity(model) == pytest.approx(0.5, abs=0.01)
+    zeros = {n: (m.weight == 0) for n, m in block_linears(model)}
     # embeddings, pooler and head stay dense
     assert torch.equal(model.bert.embeddings.word_embeddings.weight, clf.model.bert.embeddings.word_embeddings.weight)
     assert torch.equal(model.classifier.weight, clf.model.classifier.weight)
     model.save_pretrained(tmp_path)
-    loaded = C.load_hf_model(tmp_path)
+    loaded = load_hf_model(tmp_path)
     for name, mask in zeros.items():
         assert torch.equal(loaded.get_submodule(name).weight == 0, mask), name
-    assert C.count_nonzero(loaded) < C.count_parameters(loaded)
+    assert count_nonzero(loaded) < count_parameters(loaded)
     # int8 of the pruned model keeps the zeros too
-    q = C.quantize_dynamic_int8(loaded)
-    assert C.count_nonzero(q) <= C.count_nonzero(loaded)
+    q = quantize_dynamic_int8(loaded)
+    assert count_nonzero(q) <= count_nonzero(loaded)
 
 
 def test_light_magnitude_pruning_keeps_outputs_close(clf):
     model = copy.deepcopy(clf.model)
-    C.make_pruning_permanent(C.prune_magnitude(model, 0.1))
+    make_pruning_permanent(prune_magnitude(model, 0.1))
     a, b = _logits(clf.model, clf), _logits(model, clf)
     assert (a - b).abs().max() < 0.25 * a.abs().max()
 
 
 def test_head_pruning_shrinks_the_saved_model_and_reloads(clf, tmp_path):
     model = copy.deepcopy(clf.model)
-    removed = C.prune_heads(model, 2)
+    removed = prune_heads(model, 2)
     assert len(removed) == 2 and all(len(h) == 2 for h in removed.values())
-    assert all(C.num_heads(m) == 2 for m in C.attention_modules(model).values())
-    assert C.count_parameters(model) < C.count_parameters(clf.model)
+    assert all(num_heads(m) == 2 for m in attention_modules(model).values())
+    assert count_parameters(model) < count_parameters(clf.model)
     model.save_pretrained(tmp_path / "pruned")
     clf.model.save_pretrained(tmp_path / "full")
     assert _size(tmp_path / "pruned") < _size(tmp_path / "full")
-    loaded = C.load_hf_model(tmp_path / "pruned")
+    loaded = load_hf_model(tmp_path / "pruned")
     assert torch.allclose(_logits(loaded, clf), _logits(model, clf), atol=1e-6)
     # the int8 copy of a head-pruned model loads with the smaller shapes as well
-    C.save_quantized(C.quantize_dynamic_int8(loaded), tmp_path / "int8")
-    assert C.count_parameters(C.load_hf_model(tmp_path / "int8")) == C.count_parameters(loaded)
+    save_quantized(quantize_dynamic_int8(loaded), tmp_path / "int8")
+    assert count_parameters(load_hf_model(tmp_path / "int8")) == count_parameters(loaded)
     with pytest.raises(ValueError, match="at least one must stay"):
-        C.prune_heads(copy.deepcopy(clf.model), 4)
+        prune_heads(copy.deepcopy(clf.model), 4)
 
 
 def test_ffn_pruning_narrows_layers_and_config(clf, tmp_path):
     model = copy.deepcopy(clf.model)
-    assert C.prune_ffn(model, 0.5) == {"intermediate_size": 32}
+    assert prune_ffn(model, 0.5) == {"intermediate_size": 32}
     assert model.config.intermediate_size == 32
     assert all(layer.intermediate.dense.out_features == 32 for layer in model.bert.encoder.layer)
     model.save_pretrained(tmp_path / "pruned")
@@ -163,12 +169,12 @@ def test_structured_pruning_of_an_encoder_decoder_reloads_and_generates(tmp_path
     torch.manual_seed(0)
     full = BartForConditionalGeneration(conf).eval()
     model = copy.deepcopy(full)
-    assert len(C.prune_heads(model, 1)) == 3  # encoder self, decoder self and cross attention
-    assert C.prune_ffn(model, 0.25) == {"encoder_ffn_dim": 48, "decoder_ffn_dim": 48}
+    assert len(prune_heads(model, 1)) == 3  # encoder self, decoder self and cross attention
+    assert prune_ffn(model, 0.25) == {"encoder_ffn_dim": 48, "decoder_ffn_dim": 48}
     model.save_pretrained(tmp_path / "pruned")
     full.save_pretrained(tmp_path / "full")
     assert _size(tmp_path / "pruned") < _size(tmp_path / "full")
-    loaded = C.load_hf_model(tmp_path / "pruned")
+    loaded = load_hf_model(tmp_path / "pruned")
     assert loaded.lm_head.weight is loaded.model.shared.weight  # still tied
     ids = torch.randint(3, 80, (2, 7))
     with torch.inference_mode():
@@ -181,20 +187,22 @@ def test_structured_pruning_of_an_encoder_decoder_reloads_and_generates(tmp_path
 def test_pruned_variant_chains_structured_unstructured_and_recovery(clf, tmp_path):
     """The compress stage's pruned variant: heads and neurons removed, then magnitude pruning whose
     zeros survive the recovery distillation."""
-    from pipelines.stages.compress import make_pruned
+    from pipelines.stages.compress import Distiller, make_pruned
 
     cfg = clf.cfg.model_copy(update={"compress": clf.cfg.compress.model_copy(update={
         "pruning": clf.cfg.compress.pruning.model_copy(update={"heads": 1, "ffn_fraction": 0.25, "sparsity": 0.4,
                                                                "recovery_epochs": 1})})})
     before = copy.deepcopy(clf.model.state_dict())
-    model, info = make_pruned(clf.model, cfg, cls_task, clf.toks, lambda: clf.dsd["train"], seed=0)
+    distiller = Distiller(SimpleNamespace(compress_checkpoints=tmp_path / "ckpt"), seed=0)
+    distiller.train_data = lambda: clf.dsd["train"]
+    model, info = make_pruned(clf.model, cfg, cls_task, clf.toks, distiller)
     assert all(torch.equal(v, clf.model.state_dict()[k]) for k, v in before.items())  # the teacher is untouched
     assert info["ffn_widths"] == {"intermediate_size": 48} and info["recovery"]["steps"] == 12
     assert info["block_sparsity"] == pytest.approx(0.4, abs=0.01)
     model.save_pretrained(tmp_path)
-    loaded = C.load_hf_model(tmp_path)
-    assert C.block_sparsity(loaded) == pytest.approx(0.4, abs=0.01)
-    assert C.count_parameters(loaded) < C.count_parameters(clf.model)
+    loaded = load_hf_model(tmp_path)
+    assert block_sparsity(loaded) == pytest.approx(0.4, abs=0.01)
+    assert count_parameters(loaded) < count_parameters(clf.model)
 
 
 # --------------------------------------------------------------------------- distillation
@@ -203,14 +211,14 @@ def test_distillation_loss_mixes_soft_and_hard_terms():
     s, t = torch.randn(6, 5), torch.randn(6, 5)
     y = torch.tensor([0, 1, 2, -100, 4, 1])
     ce = torch.nn.functional.cross_entropy(s[y != -100], y[y != -100])
-    loss, soft, hard = C.distillation_loss(s, t, y, temperature=2.0, alpha=0.0)
+    loss, soft, hard = distillation_loss(s, t, y, temperature=2.0, alpha=0.0)
     assert loss.item() == pytest.approx(ce.item()) and hard.item() == pytest.approx(ce.item())
-    loss, soft, _ = C.distillation_loss(s, t, y, temperature=2.0, alpha=1.0)
+    loss, soft, _ = distillation_loss(s, t, y, temperature=2.0, alpha=1.0)
     assert loss.item() == pytest.approx(soft.item()) and soft.item() > 0
-    assert C.distillation_loss(t, t, y, 3.0, 1.0)[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(t, t, y, 3.0, 1.0)[0].item() == pytest.approx(0.0, abs=1e-6)
     # token level: [batch, positions, vocabulary] with -100 at padding
-    loss3, _, _ = C.distillation_loss(s.view(2, 3, 5), t.view(2, 3, 5), y.view(2, 3), 2.0, 0.5)
-    assert loss3.item() == pytest.approx(C.distillation_loss(s, t, y, 2.0, 0.5)[0].item())
+    loss3, _, _ = distillation_loss(s.view(2, 3, 5), t.view(2, 3, 5), y.view(2, 3), 2.0, 0.5)
+    assert loss3.item() == pytest.approx(distillation_loss(s, t, y, 2.0, 0.5)[0].item())
 
 
 def test_student_takes_every_other_teacher_layer(clf):
@@ -218,7 +226,7 @@ def test_student_takes_every_other_teacher_layer(clf):
     assert student.config.num_hidden_layers == 1 and info["teacher_layers"] == {"bert.encoder.layer": [0]}
     assert torch.equal(student.bert.encoder.layer[0].attention.self.query.weight,
                        clf.model.bert.encoder.layer[0].attention.self.query.weight)
-    assert C.teacher_layers(3, 6) == [0, 2, 4] and C.teacher_layers(2, 4) == [0, 2]
+    assert teacher_layers(3, 6) == [0, 2, 4] and teacher_layers(2, 4) == [0, 2]
     too_big = clf.cfg.compress.distillation.model_copy(update={"num_layers": 3})
     with pytest.raises(ConfigError, match="larger than the teacher"):
         cls_task.build_student(clf.model, too_big)
@@ -229,26 +237,49 @@ def _accuracy(model, clf):
     return sum(p["label"] == r["label"] for p, r in zip(preds, clf.splits["test"])) / len(preds)
 
 
-def test_distilled_student_beats_an_untrained_one(clf):
+def test_distilled_student_beats_an_untrained_one(clf, tmp_path):
     # A teacher that has learnt the task (plain cross-entropy), then a narrower student (no teacher
     # weight fits, so it starts from scratch) distilled from it.
     teacher = copy.deepcopy(clf.model)
     collator = KeepKeys(cls_task.collator(clf.toks, clf.cfg), cls_task.FINETUNE_KEYS)
     hard_only = clf.cfg.compress.distillation.model_copy(update={"alpha": 0.0, "epochs": 4})
-    C.distill(teacher, copy.deepcopy(teacher), clf.dsd["train"], collator, hard_only, seed=0)
+    distill(teacher, copy.deepcopy(teacher), clf.dsd["train"], collator, hard_only, tmp_path / "teacher", seed=0)
     assert _accuracy(teacher, clf) >= 0.9
     settings = clf.cfg.compress.distillation.model_copy(update={"hidden_size": 16, "num_heads": 2,
                                                                 "intermediate_size": 32, "epochs": 6})
     torch.manual_seed(0)
     student, info = cls_task.build_student(teacher, settings)
     untrained = _accuracy(copy.deepcopy(student).eval(), clf)
-    report = C.distill(student, teacher, clf.dsd["train"], collator, settings, seed=0)
+    report = distill(student, teacher, clf.dsd["train"], collator, settings, tmp_path / "student", seed=0)
     assert report["steps"] == 6 * 12 and report["final_soft_loss"] >= 0
     assert _accuracy(student, clf) >= max(untrained + 0.2, 0.85)
-    assert C.count_parameters(student) < C.count_parameters(teacher) / 2
+    assert count_parameters(student) < count_parameters(teacher) / 2
 
 
-def test_seq2seq_distillation_matches_the_teacher_token_by_token():
+def test_an_interrupted_distillation_resumes_from_its_checkpoint(clf, tmp_path):
+    """Distillation is trained by the shared harness: checkpoints every save_steps, and a re-run
+    continues from the last one; gradients are clipped at max_grad_norm like any other training."""
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise KeyboardInterrupt
+
+    collator = KeepKeys(cls_task.collator(clf.toks, clf.cfg), cls_task.FINETUNE_KEYS)
+    settings = clf.cfg.compress.distillation.model_copy(update={"epochs": 1, "save_steps": 4, "max_grad_norm": 0.5})
+    teacher = copy.deepcopy(clf.model)
+    with pytest.raises(KeyboardInterrupt):
+        distill(copy.deepcopy(clf.model), teacher, clf.dsd["train"], collator, settings, tmp_path, seed=0,
+                callbacks=[Interrupt()])
+    assert (tmp_path / "checkpoint-4").is_dir()
+    report = distill(copy.deepcopy(clf.model), teacher, clf.dsd["train"], collator, settings, tmp_path, seed=0)
+    assert report["resumed_from"] == "checkpoint-4" and report["steps"] == 12
+    args = torch.load(tmp_path / "checkpoint-12" / "training_args.bin", weights_only=False)
+    assert args.max_grad_norm == 0.5  # the block's setting, not a fixed clip
+
+
+def test_seq2seq_distillation_matches_the_teacher_token_by_token(tmp_path):
     """Token-level KL with teacher forcing: the student's next-token distributions move towards the
     teacher's on held-out pairs."""
     cfg = TranslationProject.model_validate({
@@ -271,7 +302,7 @@ def test_seq2seq_distillation_matches_the_teacher_token_by_token():
     collator = KeepKeys(seq2seq.collator(toks, cfg, teacher), seq2seq.FINETUNE_KEYS)
     # a teacher with opinions: a few epochs on the task itself (cross-entropy only)
     hard_only = cfg.compress.distillation.model_copy(update={"alpha": 0.0, "epochs": 4})
-    C.distill(teacher, copy.deepcopy(teacher), dsd["train"], collator, hard_only, seed=0)
+    distill(teacher, copy.deepcopy(teacher), dsd["train"], collator, hard_only, tmp_path / "teacher", seed=0)
     student, info = seq2seq.build_student(teacher, cfg.compress.distillation)
     assert (student.config.encoder_layers, student.config.decoder_layers) == (1, 1)
     assert info["teacher_layers"] == {"model.encoder.layers": [0], "model.decoder.layers": [0]}
@@ -280,11 +311,11 @@ def test_seq2seq_distillation_matches_the_teacher_token_by_token():
     def kl():
         batch = {k: v for k, v in held_out.items() if k != "labels"}
         with torch.inference_mode():
-            return C.distillation_loss(student.eval()(**batch).logits, teacher(**batch).logits, held_out["labels"],
+            return distillation_loss(student.eval()(**batch).logits, teacher(**batch).logits, held_out["labels"],
                                        1.0, 1.0)[0].item()
 
     before = kl()
-    C.distill(student, teacher, dsd["train"], collator, cfg.compress.distillation, seed=0)
+    distill(student, teacher, dsd["train"], collator, cfg.compress.distillation, tmp_path / "student", seed=0)
     assert kl() < 0.5 * before
     assert seq2seq.generate(student, toks, ["a red dog"], cfg, num_beams=1)[0] is not None
 
@@ -294,8 +325,8 @@ def test_ort_int8_graph_is_smaller_and_agrees(clf, tmp_path):
     records = clf.splits["test"]
     (tmp_path / "fp32").mkdir()
     cls_task.export_onnx(clf.model, clf.toks, records, tmp_path / "fp32", clf.cfg)
-    C.quantize_onnx_int8(tmp_path / "fp32" / "model.onnx", tmp_path / "int8" / "model.onnx")
-    assert C.weights_size(tmp_path / "int8") < 0.8 * C.weights_size(tmp_path / "fp32")
+    quantize_onnx_int8(tmp_path / "fp32" / "model.onnx", tmp_path / "int8" / "model.onnx")
+    assert weights_size(tmp_path / "int8") < 0.8 * weights_size(tmp_path / "fp32")
     for name in ("fp32", "int8"):
         clf.model.config.save_pretrained(tmp_path / name)
     texts = [r["text"] for r in records]
@@ -317,7 +348,7 @@ def test_an_exported_int8_variant_serves(clf, tmp_path):
     from pipelines.tokenization import save_tokenizers
 
     hf = tmp_path / "export" / "hf"
-    C.save_quantized(C.quantize_dynamic_int8(clf.model), hf)
+    save_quantized(quantize_dynamic_int8(clf.model), hf)
     save_tokenizers(clf.toks, hf)
     settings = clf.cfg.model_dump(mode="json")
     (tmp_path / "export" / "export.json").write_text(json.dumps(
@@ -326,7 +357,7 @@ def test_an_exported_int8_variant_serves(clf, tmp_path):
     served.load_context(SimpleNamespace(artifacts={"export": str(tmp_path / "export")}))
     out = served.predict(None, [r["text"] for r in clf.splits["test"][:4]])
     assert list(out["label"]) == [p["label"] for p in cls_task.predict_texts(
-        C.load_hf_model(hf), clf.toks, [r["text"] for r in clf.splits["test"][:4]], clf.cfg)]
+        load_hf_model(hf), clf.toks, [r["text"] for r in clf.splits["test"][:4]], clf.cfg)]
 
 
 def test_best_under_latency_picks_the_most_accurate_variant_within_budget():
@@ -348,12 +379,13 @@ def test_best_under_latency_picks_the_most_accurate_variant_within_budget():
 def test_export_takes_the_compress_graph_only_of_the_same_model_and_opset(tmp_path):
     from pipelines.stages.export import onnx_graphs
     from pipelines.tasks import classification as cls_task
+    from pipelines.variants import Variant
 
     (tmp_path / "compressed/ort_fp32").mkdir(parents=True)
     (tmp_path / "compressed/ort_fp32/model.onnx").write_bytes(b"graph")
     (tmp_path / "dest").mkdir()
-    entry = {"kind": "onnx", "path": "ort_fp32", "source": "full", "onnx_opset": 18,
-             "check": {"onnx_file": "model.onnx", "onnx_max_abs_diff": 1e-6}}
+    entry = Variant(kind="onnx", path="ort_fp32", source="full", onnx_opset=18,
+                    check={"onnx_file": "model.onnx", "onnx_max_abs_diff": 1e-6})
     cfg = SimpleNamespace(export=SimpleNamespace(onnx_opset=18))
 
     def take(entry, float_name="full", opset=18):
@@ -362,7 +394,7 @@ def test_export_takes_the_compress_graph_only_of_the_same_model_and_opset(tmp_pa
 
     assert take(entry, "student") is None  # another float model: export its own graph
     assert take(entry, opset=17) is None  # params changed since compress ran
-    assert take({k: v for k, v in entry.items() if k != "check"}) is None  # a manifest from before the check was kept
+    assert take(dataclasses.replace(entry, check=None)) is None  # a manifest from before the check was kept
     assert take(None) is None  # no ORT variants
     assert not (tmp_path / "dest/model.onnx").exists()
     assert take(entry) == {"onnx_file": "model.onnx", "onnx_max_abs_diff": 1e-6, "onnx_reused": True}
@@ -485,6 +517,13 @@ def test_repro_measures_every_variant_and_registers_the_chosen_one(tmp_path):
     assert all(row["latency_ms"] > 0 and "metric_change" in row for row in table.values())
     assert "reports/classification/variants.json" in dvc(root, "metrics", "show", "--json").stdout
     assert "plots/classification/variants.csv" in dvc(root, "plots", "show", "--json").stdout
+    # distillation (student, pruned recovery) trains like fine-tuning: its curves are in the model's run
+    run_id = json.loads((root / "reports/classification/finetune.json").read_text())["mlflow_run_id"]
+    history = subprocess.run([sys.executable, "-c", "import mlflow, sys; c = mlflow.MlflowClient(); print(len("
+                              f"c.get_metric_history({run_id!r}, 'distillation/student/loss')))"],
+                             cwd=root, env=pipeline_env(root), capture_output=True, text=True, timeout=120)
+    assert history.returncode == 0 and int(history.stdout) >= 1, history.stderr[-2000:]
+    assert not (root / "models/classification/compress-checkpoints").exists()  # removed once compress succeeded
     chosen = json.loads((root / "reports/classification/export.json").read_text())["variant"]
     assert chosen in table and not chosen.startswith("ort_")
     assert registry(root, "classification")["tags"]["1"]["variant"] == chosen

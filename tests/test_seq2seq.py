@@ -9,7 +9,7 @@ import pytest
 import sacrebleu
 import torch
 
-from pipelines.compression import load_quantized, quantize_dynamic_int8, save_quantized
+from pipelines.model_files import load_quantized, quantize_dynamic_int8, save_quantized
 from pipelines.config import SummarizationProject, TranslationProject
 from pipelines.tasks import seq2seq
 

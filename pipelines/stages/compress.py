@@ -14,44 +14,84 @@ Variants, chained from the fine-tuned model (``full``):
 - ``ort_fp32`` / ``ort_int8``: the full model's ONNX graph under ONNX Runtime and ORT's own dynamic
   int8 quantization of it (seq2seq: two graphs and greedy decoding, compared with PyTorch greedy).
 
+Distillation (the student, the pruned variant's recovery) is a training like fine-tuning: mixed
+precision, checkpoints in models/<p>/compress-checkpoints/ that a re-run after an interruption
+resumes, and curves in the model's MLflow run (``distillation/<variant>/...``).
+
 Writes models/<p>/compressed/<variant>/ (and variants.json, what evaluate and export load) and
 reports/<p>/compress.json (the measurements; the fp32 / int8 keys of earlier versions are kept).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..compression import (block_sparsity, count_nonzero, count_parameters, distill, gzip_size, latency_threads,
-                           linear_weight_bytes, load_hf_model, make_pruning_permanent, prune_ffn, prune_heads,
-                           prune_magnitude, quantize_dynamic_int8, quantize_onnx_int8, save_quantized, time_interleaved,
-                           weights_size)
+from .. import tracking
+from ..compression.distillation import distill
+from ..compression.measurement import (count_nonzero, count_parameters, gzip_size, latency_threads,
+                                       linear_weight_bytes, measure_latency)
+from ..compression.pruning import block_sparsity, make_pruning_permanent, prune_ffn, prune_heads, prune_magnitude
+from ..compression.quantization import quantize_onnx_int8
 from ..config import INT8_OF, Params
 from ..errors import ConfigError
-from ..io import atomic_dir, read_jsonl, write_json
+from ..io import atomic_dir, content_hash, read_json, read_jsonl, write_json
+from ..model_files import load_hf_model, quantize_dynamic_int8, save_quantized, weights_size
 from ..paths import ProjectPaths
 from ..tasks import get_task
 from ..tokenization import load_tokenizers
-from ..training import KeepKeys, resolve_device
+from ..training import (KeepKeys, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision,
+                        resume_settings)
+from ..variants import Variant, write_manifest
 
 logger = logging.getLogger(__name__)
 
 
-def train_data(paths: ProjectPaths):
-    import datasets
+@dataclass
+class Distiller:
+    """How compress trains by distillation: where, in which precision, with which checkpoints and
+    curves. ``train_data`` is only read when a variant needs it."""
 
-    return datasets.load_from_disk(str(paths.encoded))["train"]
+    paths: ProjectPaths
+    seed: int
+    device: str = "cpu"
+    precision: str = "fp32"
+    inputs: tuple = ()  # what the checkpoints were made from: a change starts them afresh
+    log_curves: bool = False
+
+    def train_data(self):
+        import datasets
+
+        return datasets.load_from_disk(str(self.paths.encoded))["train"]
+
+    def __call__(self, variant: str, student, teacher, collator, settings, epochs: float | None = None,
+                 **extra_inputs) -> dict:
+        ckpt = self.paths.compress_checkpoints / variant
+        prepare_checkpoint_dir(ckpt, fingerprint("distill", variant, resume_settings(settings), epochs, self.seed,
+                                                 self.precision, self.inputs, extra_inputs))
+        callbacks = [tracking.trainer_callback(group=f"distillation/{variant}")] if self.log_curves else []
+        return distill(student, teacher, self.train_data(), collator, settings, ckpt, seed=self.seed,
+                       device=self.device, precision=self.precision, epochs=epochs, callbacks=callbacks)
 
 
-def make_pruned(teacher, cfg, impl, tokenizers, train, seed: int, device: str = "cpu"):
+@dataclass
+class Made:
+    """What compress made: the models (float and int8), their manifest entries, and what each step
+    reported about them."""
+
+    models: dict[str, torch.nn.Module] = field(default_factory=dict)
+    manifest: dict[str, Variant] = field(default_factory=dict)
+    details: dict[str, dict] = field(default_factory=dict)
+
+
+def make_pruned(teacher, cfg, impl, tokenizers, distiller: Distiller):
     """The pruned variant: structured first (heads, feed-forward neurons), then unstructured, then
-    optional recovery by distillation from the teacher (``train``: a callable giving the training
-    data, only called when needed) with the masks active, so the zeros stay zeros."""
-    import copy
-
+    optional recovery by distillation from the teacher with the masks active, so the zeros stay zeros."""
     pr = cfg.compress.pruning
     model = copy.deepcopy(teacher).cpu()
     info: dict = {"heads_removed_per_module": pr.heads, "ffn_fraction": pr.ffn_fraction, "sparsity": pr.sparsity}
@@ -65,8 +105,8 @@ def make_pruned(teacher, cfg, impl, tokenizers, train, seed: int, device: str = 
     masked = prune_magnitude(model, pr.sparsity)
     if pr.recovery_epochs:
         collator = KeepKeys(impl.collator(tokenizers, cfg, model), impl.FINETUNE_KEYS)
-        info["recovery"] = distill(model, teacher, train(), collator, cfg.compress.distillation, seed=seed,
-                                   device=device, epochs=pr.recovery_epochs, desc="pruned: recovery")
+        info["recovery"] = distiller("pruned", model, teacher, collator, cfg.compress.distillation,
+                                     epochs=pr.recovery_epochs, pruning=pr.model_dump())
         model.cpu()
         teacher.cpu()
     make_pruning_permanent(masked)
@@ -74,100 +114,97 @@ def make_pruned(teacher, cfg, impl, tokenizers, train, seed: int, device: str = 
     return model.eval(), info
 
 
-def make_student(teacher, cfg, impl, tokenizers, train, seed: int, device: str = "cpu"):
+def make_student(teacher, cfg, impl, tokenizers, distiller: Distiller):
     """The student variant: built from the teacher's layers where shapes match, then distilled."""
     settings = cfg.compress.distillation
-    torch.manual_seed(seed)
+    torch.manual_seed(distiller.seed)
     student, init = impl.build_student(teacher, settings)
     collator = KeepKeys(impl.collator(tokenizers, cfg, student), impl.FINETUNE_KEYS)
-    info = {"init": init, **distill(student, teacher, train(), collator, settings, seed=seed, device=device,
-                                    desc="student")}
+    info = {"init": init, **distiller("student", student, teacher, collator, settings)}
     teacher.cpu()
     return student.cpu().eval(), info
 
 
-def run(params: Params, project: str) -> dict:
-    cfg = params.project(project)
+def make_float_variants(made: Made, teacher, cfg, impl, tokenizers, distiller: Distiller, folder: Path) -> None:
+    """pruned and student, each saved as a transformers folder."""
     comp = cfg.compress
-    task = get_task(cfg.task)
-    impl = task.impl()
-    paths = ProjectPaths.of(project)
-    seed = params.common.seed
-    torch.manual_seed(seed)
-    device = resolve_device(params)  # for distillation; every measurement is on the CPU
-    tokenizers = load_tokenizers(paths.tokenizer)
-    teacher = load_hf_model(paths.finetuned)
-    test_records = read_jsonl(paths.splits / "test.jsonl")
-    texts = [r[task.input_field] for r in test_records]
+    for name, wanted, make in (("pruned", comp.pruning.enabled, make_pruned),
+                               ("student", comp.distillation.enabled, make_student)):
+        if wanted:
+            made.models[name], made.details[name] = make(teacher, cfg, impl, tokenizers, distiller)
+            made.models[name].save_pretrained(str(folder / name), safe_serialization=True)
+            made.manifest[name] = Variant(kind="hf", path=name, source="full")
 
-    def train():
-        return train_data(paths)
 
-    models = {"full": teacher}
-    manifest: dict[str, dict] = {"full": {"kind": "hf", "path": None, "source": None}}
-    details: dict[str, dict] = {}
-    with atomic_dir(paths.compressed) as tmp:
-        if comp.pruning.enabled:
-            models["pruned"], details["pruned"] = make_pruned(teacher, cfg, impl, tokenizers, train, seed, device)
-        if comp.distillation.enabled:
-            models["student"], details["student"] = make_student(teacher, cfg, impl, tokenizers, train, seed, device)
-        for name in ("pruned", "student"):
-            if name in models:
-                models[name].save_pretrained(str(tmp / name), safe_serialization=True)
-                manifest[name] = {"kind": "hf", "path": name, "source": "full"}
-        if comp.quantization != "none":
-            for base in (v for v in comp.quantize if v in models):  # a variant switched off has no int8 copy
-                name = INT8_OF[base]
-                models[name] = quantize_dynamic_int8(models[base])
-                details[name] = {"quantized_modules": len(save_quantized(models[name], tmp / name)["modules"])}
-                manifest[name] = {"kind": "int8", "path": name, "source": base}
-        if comp.onnx_runtime:
-            (tmp / "ort_fp32").mkdir()
-            (tmp / "ort_int8").mkdir()
-            check = impl.export_onnx(teacher, tokenizers, test_records[:32], tmp / "ort_fp32", cfg)
-            for graph in impl.onnx_files(tmp / "ort_fp32"):
-                quantize_onnx_int8(graph, tmp / "ort_int8" / graph.name)
-            for name in ("ort_fp32", "ort_int8"):
-                teacher.config.save_pretrained(str(tmp / name))
-                if getattr(teacher, "generation_config", None) is not None:
-                    teacher.generation_config.save_pretrained(str(tmp / name))
-                manifest[name] = {"kind": "onnx", "path": name, "source": "full", "decoding": impl.ORT_DECODING,
-                                  "onnx_opset": cfg.export.onnx_opset}
-            details["ort_fp32"] = {k: v for k, v in check.items() if k.startswith("onnx_")}
-            # export takes this graph and its check when it exports the full model (see export.onnx_graphs)
-            manifest["ort_fp32"]["check"] = details["ort_fp32"]
-        write_json(tmp / paths.manifest.name, manifest)
+def make_int8_variants(made: Made, comp, folder: Path) -> None:
+    """A dynamic int8 copy of each float variant listed in ``quantize`` (one switched off has none)."""
+    if comp.quantization == "none":
+        return
+    for base in (v for v in comp.quantize if v in made.models):
+        name = INT8_OF[base]
+        made.models[name] = quantize_dynamic_int8(made.models[base])
+        made.details[name] = {"quantized_modules": len(save_quantized(made.models[name], folder / name)["modules"])}
+        made.manifest[name] = Variant(kind="int8", path=name, source=base)
 
-    def folder(name: str) -> Path:
-        return paths.finetuned if manifest[name]["path"] is None else paths.compressed / manifest[name]["path"]
 
+def make_onnx_variants(made: Made, teacher, cfg, impl, tokenizers, test_records: list[dict], folder: Path) -> None:
+    """ort_fp32 (the full model's graph, checked against PyTorch) and ort_int8 (ORT's int8 of it)."""
+    (folder / "ort_fp32").mkdir()
+    (folder / "ort_int8").mkdir()
+    check = impl.export_onnx(teacher, tokenizers, test_records[:32], folder / "ort_fp32", cfg)
+    for graph in impl.onnx_files(folder / "ort_fp32"):
+        quantize_onnx_int8(graph, folder / "ort_int8" / graph.name)
+    checked = {k: v for k, v in check.items() if k.startswith("onnx_")}
+    for name in ("ort_fp32", "ort_int8"):
+        teacher.config.save_pretrained(str(folder / name))
+        if getattr(teacher, "generation_config", None) is not None:
+            teacher.generation_config.save_pretrained(str(folder / name))
+        # export takes the fp32 graph and its check when it exports the full model (see export.onnx_graphs)
+        made.manifest[name] = Variant(kind="onnx", path=name, source="full", decoding=impl.ORT_DECODING,
+                                      onnx_opset=cfg.export.onnx_opset, check=checked if name == "ort_fp32" else None)
+    made.details["ort_fp32"] = checked
+
+
+def describe(made: Made, paths: ProjectPaths, impl, tokenizers, cfg) -> tuple[dict[str, dict], dict]:
+    """Each variant's size and parameter counts, and the variants as models to time."""
     variants: dict[str, dict] = {}
     runnable = {}
-    full_params = count_parameters(teacher)
-    for name, entry in manifest.items():
-        if entry["kind"] == "onnx":
-            runnable[name] = impl.ort_model(folder(name), tokenizers, cfg)
+    full_params = count_parameters(made.models["full"])
+    for name, entry in made.manifest.items():
+        folder = entry.folder(paths)
+        if entry.kind == "onnx":
+            runnable[name] = impl.ort_model(folder, tokenizers, cfg)
             row = {"parameters": full_params, "nonzero_parameters": None, "linear_weight_bytes": None}
         else:
-            runnable[name] = models[name].cpu().eval()
+            runnable[name] = made.models[name].cpu().eval()
             row = {"parameters": count_parameters(runnable[name]), "nonzero_parameters": count_nonzero(runnable[name]),
                    "linear_weight_bytes": linear_weight_bytes(runnable[name])}
-        variants[name] = {"kind": entry["kind"], "source": entry["source"], "size_bytes": weights_size(folder(name)),
-                          "size_gzip_bytes": gzip_size(folder(name)), **row, **details.get(name, {})}
-        if entry.get("decoding"):
-            variants[name]["decoding"] = entry["decoding"]
+        variants[name] = {"kind": entry.kind, "source": entry.source, "size_bytes": weights_size(folder),
+                          "size_gzip_bytes": gzip_size(folder), **row, **made.details.get(name, {})}
+        if entry.decoding:
+            variants[name]["decoding"] = entry.decoding
+    return variants, runnable
 
+
+def time_variants(variants: dict[str, dict], runnable: dict, teacher, impl, tokenizers, cfg, texts: list[str]) -> dict:
+    """Latency of every variant, taking turns; seq2seq ORT variants decode greedily, so PyTorch is
+    also timed decoding greedily (``ort_baseline``), for comparison."""
+    comp = cfg.compress
     calls = {name: _predictor(impl, m, tokenizers, cfg) for name, m in runnable.items()}
     ort_cfg = impl.ort_latency_cfg(cfg)
     if comp.onnx_runtime and ort_cfg is not cfg:
-        # Seq2seq ORT variants decode greedily: PyTorch is timed decoding greedily too, for comparison.
         calls["ort_baseline"] = _predictor(impl, teacher, tokenizers, ort_cfg)
     timings = measure_latency(calls, texts, comp.latency_batches)
     for name in variants:
         variants[name].update(timings[name])
         logger.info("%s: %.1f KB, batch 1 median %.2f ms", name, variants[name]["size_bytes"] / 1024,
                     variants[name]["batch1"]["median_ms"])
+    return timings
 
+
+def build_report(comp, variants: dict[str, dict], timings: dict, impl) -> dict:
+    """compress.json: every variant's row with its speed-up and size ratio against full (ORT variants
+    against PyTorch decoding the same way), and the keys compress.json has always had."""
     report = legacy_keys(comp.quantization, variants)
     report["variants"] = variants
     report["latency_threads"] = latency_threads() or torch.get_num_threads()
@@ -180,11 +217,45 @@ def run(params: Params, project: str) -> dict:
         for name in ("ort_fp32", "ort_int8"):
             report[f"{name}_speedup_batch1"] = base["batch1"]["median_ms"] / variants[name]["batch1"]["median_ms"]
     for name, row in variants.items():
-        # ORT variants against PyTorch decoding the same way (greedy for seq2seq); the others against full.
         base = report.get("ort_baseline", variants["full"]) if row["kind"] == "onnx" else variants["full"]
         row["speedup_batch1"] = base["batch1"]["median_ms"] / row["batch1"]["median_ms"]
         row["size_ratio"] = variants["full"]["size_bytes"] / row["size_bytes"]
-    write_json(paths.report("compress"), report)
+    return report
+
+
+def run(params: Params, project: str) -> dict:
+    cfg = params.project(project)
+    comp = cfg.compress
+    impl = get_task(cfg.task).impl()
+    input_field = get_task(cfg.task).input_field
+    paths = ProjectPaths.of(project)
+    torch.manual_seed(params.common.seed)
+    device = resolve_device(params)  # for distillation; every measurement is on the CPU
+    tokenizers = load_tokenizers(paths.tokenizer)
+    teacher = load_hf_model(paths.finetuned)
+    test_records = read_jsonl(paths.splits / "test.jsonl")
+    distills = comp.distillation.enabled or (comp.pruning.enabled and comp.pruning.recovery_epochs > 0)
+    distiller = Distiller(paths, params.common.seed, device,
+                          resolve_precision(comp.distillation, device, f"projects.{project}.compress.distillation"),
+                          inputs=(content_hash(paths.finetuned), content_hash(paths.encoded)), log_curves=distills)
+
+    made = Made(models={"full": teacher}, manifest={"full": Variant(kind="hf", path=None, source=None)})
+    with atomic_dir(paths.compressed) as tmp:
+        if distills:  # its curves go to the model's run, as evaluate's metrics do
+            run_id = read_json(paths.report("finetune")).get("mlflow_run_id")
+            with tracking.run(params, project, run_id=run_id, run_name=f"{project}-finetune"):
+                make_float_variants(made, teacher, cfg, impl, tokenizers, distiller, tmp)
+        else:
+            make_float_variants(made, teacher, cfg, impl, tokenizers, distiller, tmp)
+        make_int8_variants(made, comp, tmp)
+        if comp.onnx_runtime:
+            make_onnx_variants(made, teacher, cfg, impl, tokenizers, test_records, tmp)
+        write_manifest(tmp / paths.manifest.name, made.manifest)
+
+    variants, runnable = describe(made, paths, impl, tokenizers, cfg)
+    timings = time_variants(variants, runnable, teacher, impl, tokenizers, cfg, [r[input_field] for r in test_records])
+    write_json(paths.report("compress"), build_report(comp, variants, timings, impl))
+    shutil.rmtree(paths.compress_checkpoints, ignore_errors=True)  # made and saved: nothing left to resume
     return {name: {"size_ratio": round(row["size_ratio"], 2), "speedup_batch1": round(row["speedup_batch1"], 2)}
             for name, row in variants.items()}
 
@@ -194,21 +265,6 @@ def _predictor(impl, model, tokenizers, cfg):
         return impl.predict_texts(model, tokenizers, batch, cfg, "cpu")
 
     return call
-
-
-def measure_latency(calls: dict, texts: list[str], repeats: int) -> dict[str, dict]:
-    """CPU latency as deployed, for every model at once (taking turns, see time_interleaved): batch 1
-    (median, p95) and throughput at batch 32, on the given texts; PIPELINES_LATENCY_THREADS sets
-    the threads of PyTorch (and of the ORT sessions, see compression.ort_session)."""
-    threads, before = latency_threads(), torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        b1 = time_interleaved(calls, texts, 1, repeats)
-        b32 = time_interleaved(calls, texts, 32, max(3, repeats // 4))
-    finally:
-        torch.set_num_threads(before)
-    return {name: {"batch1": b1[name], "batch32": b32[name]} for name in calls}
 
 
 def legacy_keys(method: str, variants: dict[str, dict]) -> dict:

@@ -70,7 +70,7 @@ def run(params: Params, project: str) -> dict:
 
     results = {}
     for name, entry in manifest.items():
-        model, where = load_variant(name, entry, paths, impl, tokenizers, cfg, device)
+        model, where = load_variant(entry, paths, impl, tokenizers, cfg, device)
         results[name] = impl.evaluate_model(model, tokenizers, records, cfg, where)
         logger.info("test %s of %s: %.4f", task.primary_metric, name, results[name]["primary"])
 

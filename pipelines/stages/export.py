@@ -22,14 +22,16 @@ from pathlib import Path
 
 from .. import lineage as data_lineage
 from .. import model_card, registry, tracking
-from ..compression import QUANT_FILE, load_hf_model, quantize_onnx_int8, weights_size
+from ..compression.quantization import quantize_onnx_int8
 from ..config import EXPORTABLE, Params
 from ..errors import PipelineError, TrackingError
 from ..io import atomic_dir, atomic_file, content_hash, read_json, read_jsonl, write_json
+from ..model_files import QUANT_FILE, load_hf_model, weights_size
 from ..paths import ProjectPaths
 from ..tasks import get_task
 from ..tokenization import load_tokenizers, save_tokenizers
 from ..training import resolve_device
+from ..variants import Variant, manifest as variant_manifest
 from .evaluate import test_records
 
 logger = logging.getLogger(__name__)
@@ -87,29 +89,24 @@ def run(params: Params, project: str) -> dict:
     variants = read_json(paths.report("variants"))["variants"]
     variant, reason = choose_variant(cfg.export, variants, primary)
     test_hash = content_hash(paths.splits / "test.jsonl")
-    manifest = read_json(paths.manifest)
+    manifest = variant_manifest(paths)
     entry = manifest[variant]
-
-    def folder(name: str) -> Path:
-        path = manifest[name]["path"]
-        return paths.finetuned if path is None else paths.compressed / path
-
     metric_value = evaluation[variant][primary]
     settings = cfg.model_dump(mode="json")
     settings["model"]["init"] = "scratch"  # the served model needs no checkpoint folder of the training machine
     with atomic_dir(paths.export) as tmp:
-        if entry["kind"] == "int8":
+        if entry.kind == "int8":
             # The int8 folder as compress wrote it (load_hf_model reads it); ONNX comes from its float source.
-            shutil.copytree(folder(variant), tmp / "hf")
-            float_model = load_hf_model(folder(entry["source"]))
+            shutil.copytree(entry.folder(paths), tmp / "hf")
+            float_model = load_hf_model(manifest[entry.source].folder(paths))
         else:
-            float_model = load_hf_model(folder(variant))
+            float_model = load_hf_model(entry.folder(paths))
             float_model.save_pretrained(str(tmp / "hf"), safe_serialization=True)
         save_tokenizers(tokenizers, tmp / "hf")
         impl.save_decoding_settings(tmp / "hf", cfg)
         onnx_report = {}
         if cfg.export.onnx:
-            float_name = entry["source"] if entry["kind"] == "int8" else variant
+            float_name = entry.source if entry.kind == "int8" else variant
             onnx_report = onnx_graphs(impl, manifest.get("ort_fp32"), paths.compressed, float_name, tmp, cfg) or \
                 {**impl.export_onnx(float_model, tokenizers, records, tmp, cfg), "onnx_reused": False}
             if onnx_report["onnx_max_abs_diff"] > cfg.export.onnx_atol:
@@ -117,7 +114,7 @@ def run(params: Params, project: str) -> dict:
                     f"ONNX output differs from PyTorch by {onnx_report['onnx_max_abs_diff']:.2e}, above "
                     f"projects.{project}.export.onnx_atol={cfg.export.onnx_atol}; nothing was exported"
                 )
-            if entry["kind"] == "int8":
+            if entry.kind == "int8":
                 # The ONNX counterpart of an int8 variant: ONNX Runtime's dynamic int8 of the float graph.
                 onnx_report["onnx_int8_files"] = []
                 for graph in impl.onnx_files(tmp):
@@ -231,18 +228,18 @@ def data_change(cfg, task, paths: ProjectPaths, profile: tuple[dict, list[str]],
     return {**base, **data_lineage.compare(recorded, profile, new_texts, tokenizer, cfg.export.data_change)}
 
 
-def onnx_graphs(impl, ort_entry: dict | None, compressed: Path, float_name: str, dest: Path, cfg) -> dict | None:
+def onnx_graphs(impl, ort_entry: Variant | None, compressed: Path, float_name: str, dest: Path, cfg) -> dict | None:
     """The ONNX graphs of the full model as compress exported them, copied into ``dest`` with their
     check, or None when there are none to take (no ORT variants, another float model, another opset).
     compress exported the same finetuned model with the same settings and checked it against PyTorch
     on the same first test examples, so exporting again would write the same graph (seconds to minutes)."""
-    if float_name != "full" or not ort_entry or "check" not in ort_entry:
+    if float_name != "full" or ort_entry is None or ort_entry.check is None:
         return None
-    if ort_entry.get("onnx_opset") != cfg.export.onnx_opset:
+    if ort_entry.onnx_opset != cfg.export.onnx_opset:
         return None
-    for graph in impl.onnx_files(compressed / ort_entry["path"]):
+    for graph in impl.onnx_files(compressed / ort_entry.path):
         shutil.copy2(graph, dest / graph.name)
-    return {**ort_entry["check"], "onnx_reused": True}
+    return {**ort_entry.check, "onnx_reused": True}
 
 
 def register(params: Params, project: str, paths: ProjectPaths, run_id: str | None, primary: str,

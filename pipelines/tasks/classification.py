@@ -354,7 +354,8 @@ def export_onnx(model, tokenizers, records: list[dict], folder: Path, cfg) -> di
 def build_student(teacher, settings):
     """A smaller BERT classifier (compress.distillation: layers, width, heads, feed-forward size; null
     keeps the teacher's), initialised from the teacher wherever shapes match."""
-    from ..compression import PRUNED_HEADS_KEY, copy_matching_weights, student_config
+    from ..compression.distillation import copy_matching_weights, student_config
+    from ..model_files import PRUNED_HEADS_KEY
     from ..errors import ConfigError
 
     shape = {"num_hidden_layers": settings.num_layers, "hidden_size": settings.hidden_size,
@@ -373,7 +374,7 @@ class OrtClassifier:
     """An ONNX Runtime session behind the interface :func:`predict` uses (``config``, ``eval``, call)."""
 
     def __init__(self, folder: Path, config):
-        from ..compression import ort_session
+        from ..model_files import ort_session
 
         self.session = ort_session(Path(folder) / "model.onnx")
         self.config = config

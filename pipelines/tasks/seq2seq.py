@@ -655,7 +655,8 @@ def build_student(teacher, settings):
     teacher wherever shapes match, with the teacher's generation settings."""
     import copy
 
-    from ..compression import PRUNED_HEADS_KEY, copy_matching_weights, student_config
+    from ..compression.distillation import copy_matching_weights, student_config
+    from ..model_files import PRUNED_HEADS_KEY
     from ..errors import ConfigError
 
     if hasattr(teacher.config, "encoder_layers"):  # BART, MBart, Marian, Pegasus
@@ -688,7 +689,7 @@ class OrtSeq2Seq:
     the measured latency and scores of an ORT variant are those of greedy decoding."""
 
     def __init__(self, folder: Path, config, generation_config, eos: int, pad: int):
-        from ..compression import ort_session
+        from ..model_files import ort_session
 
         self.enc = ort_session(Path(folder) / "encoder.onnx")
         self.dec = ort_session(Path(folder) / "decoder.onnx")
