@@ -13,10 +13,9 @@ from pipelines.__main__ import STAGES, SUBCOMMANDS
 
 SCRIPT = Path(sys.executable).parent / "nlp-pipelines"
 
-pytestmark = pytest.mark.skipif(not SCRIPT.is_file(), reason=f"{SCRIPT} not installed: pip install -e .")
-
-
 def script(*args: str) -> subprocess.CompletedProcess:
+    # `make setup` installs the package, and with it the script: its absence is a broken install.
+    assert SCRIPT.is_file(), f"{SCRIPT} is not installed: run `make setup` (pip install -e .)"
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
 
 
