@@ -68,3 +68,60 @@ def demo_server(root: Path, timeout: float = 300):
         yield url
     finally:
         stop_group(proc)
+
+
+def start_group(cmd: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:
+    """A long-lived process in its own process group, its output in ``log`` (a Prefect worker
+    started otherwise ignores SIGTERM, and `stop_group` stops what it started too)."""
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path, timeout: float = 120):
+    """`prefect server start` on a free port of 127.0.0.1 with ``home`` as its PREFECT_HOME; yields
+    the environment its clients need (PREFECT_API_URL, PREFECT_HOME) and stops it at the end."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    proc = start_group([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                        str(port)], env, home / "server.log", home)
+    try:
+        wait_for_http(f"{url}/health", proc, timeout, log=lambda: (home / "server.log").read_text())
+        yield {"PREFECT_API_URL": url, "PREFECT_HOME": str(home)}
+    finally:
+        stop_group(proc)
+
+
+class MlflowServer:
+    """`mlflow server` on a fixed port and store, which a test can kill and start again."""
+
+    def __init__(self, store: Path):
+        self.store, self.port = store, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = store / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+               "--workers", "1", "--backend-store-uri", f"sqlite:///{self.store / 'mlflow.db'}",
+               "--default-artifact-root", str(self.store / "artifacts")]
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(cmd, cwd=self.store, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        wait_for_http(f"{self.url}/health", self.proc, 120, log=self.log.read_text)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL, to the server's own process group (its id is the server's pid)."""
+        if self.proc is None:
+            return
+        stop_group(self.proc)
+        self.proc = None
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.url)

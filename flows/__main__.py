@@ -3,13 +3,16 @@
     python -m flows run <project> [-S key=value ...] [--keep-overrides] [--checkout DIR] [--retries N] [--no-push]
     python -m flows retrain <project> [--force] [--checkout DIR]
     python -m flows deploy [NAME ...] [--checkout DIR]
+    python -m flows worker [--checkout DIR] [--pool gpu] [--name NAME]
 
 The same command is `nlp-pipelines flows ...` (the console script) and `python -m pipelines flows ...`.
 
 Without PREFECT_API_URL, `run` and `retrain` use Prefect's local mode (a temporary server for this
 process; nothing to start), which may take PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (here 120
-unless set) to come up. With it, they report to that server like a worker's runs. `deploy` needs a
-server: it creates the deployments of prefect.yaml there.
+unless set) to come up. With it, they report to that server like a worker's runs. `deploy` and `worker`
+need a server: `deploy` creates the deployments of prefect.yaml there; `worker` declares this
+machine's GPU slots (PIPELINES_GPU_SLOTS, else the visible GPUs) and starts a Prefect worker of the
+pool that runs flow runs in this checkout, one at a time (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -42,9 +45,15 @@ def build_parser(prog: str = "python -m flows") -> argparse.ArgumentParser:
         sp.add_argument("--retries", type=int, default=None,
                         help="retries of a failed stage (default: PIPELINES_FLOW_RETRIES or 1)")
         sp.add_argument("--no-push", action="store_true", help="do not `dvc push` outputs at the end")
+        sp.add_argument("--no-pull", action="store_true",
+                        help="use the checkout as it is: no `git pull`, no restoring from the DVC remote")
     deploy = sub.add_parser("deploy", help="create the deployments of prefect.yaml on the server")
     deploy.add_argument("names", nargs="*", help="deployment names (default: all)")
     deploy.add_argument("--checkout", default=".", help="working directory of the deployments (default: %(default)s)")
+    worker = sub.add_parser("worker", help="declare this machine's GPU slots and start a worker in this checkout")
+    worker.add_argument("--checkout", default=".", help="the checkout its flow runs work in (default: %(default)s)")
+    worker.add_argument("--pool", default="gpu", help="the work pool to poll (default: %(default)s)")
+    worker.add_argument("--name", default=None, help="the worker's name (default: <machine>-<checkout folder>)")
     return p
 
 
@@ -88,10 +97,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows") -> int:
             ids = deploy(Path(checkout), args.names or None)
             print(json.dumps(ids, indent=2))
             return 0
+        if args.command == "worker":
+            from flows.worker import start_worker
+
+            return start_worker(Path(checkout), args.pool, args.name)
         from flows.pipeline import pipeline, retrain, start_local_api
 
         start_local_api()
-        common = {"checkout": checkout, "retries": args.retries, "push": not args.no_push}
+        common = {"checkout": checkout, "retries": args.retries, "push": not args.no_push, "pull": not args.no_pull}
         if args.command == "run":
             state = pipeline(args.project, overrides=parse_overrides(args.overrides), return_state=True,
                              keep_overrides=args.keep_overrides, **common)

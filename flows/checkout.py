@@ -1,11 +1,13 @@
-"""The worker's checkout of the repository that a flow runs in: is the folder one, which projects its
-params.yaml declares, and the lock that keeps two flow runs out of it at the same time."""
+"""The worker's checkout of the repository that a flow runs in: entering it (the deployments' pull
+step), bringing it up to date with its origin, is the folder one, which projects its params.yaml
+declares, and the lock that keeps two flow runs out of it at the same time."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,6 +17,43 @@ import yaml
 from flows.errors import FlowError
 
 LOCK_FILE = Path(".dvc") / "tmp" / "flow.lock"
+
+
+def enter_checkout(directory: str) -> dict[str, str]:
+    """The deployments' pull step: work in this worker's checkout (``PIPELINES_CHECKOUT``, which
+    ``python -m flows worker`` sets), else in ``directory``, the checkout the deployment was created
+    from. Each worker of a pool thus runs its flow runs in its own clone, wherever it lies."""
+    chosen = os.environ.get("PIPELINES_CHECKOUT", "").strip() or directory
+    root = Path(chosen).expanduser().resolve()
+    if not (root / "dvc.yaml").is_file():
+        where = "PIPELINES_CHECKOUT" if os.environ.get("PIPELINES_CHECKOUT", "").strip() else "the deployment"
+        raise FlowError(f"{root} (from {where}) is not a checkout of this repository (no dvc.yaml): start the "
+                        "worker with `python -m flows worker --checkout DIR` or set PIPELINES_CHECKOUT to its clone")
+    os.chdir(root)
+    return {"directory": str(root)}
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+
+def pull_from_origin(root: Path) -> str:
+    """``git pull --ff-only`` when the checkout's branch tracks a remote branch, so every worker runs
+    the code and params.yaml the team pushed; returns what happened, in words. A checkout whose
+    changes would be overwritten, or whose branch has diverged, is an error naming the fix."""
+    upstream = _git(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}")
+    if upstream.returncode != 0:
+        return "the checkout's branch tracks no remote branch; not pulled"
+    before = _git(root, "rev-parse", "HEAD").stdout.strip()
+    proc = _git(root, "pull", "--ff-only", "--quiet")
+    if proc.returncode != 0:
+        raise FlowError(f"git pull --ff-only in {root} failed: {(proc.stderr or proc.stdout).strip()[-1500:]}\n"
+                        "A worker's checkout only follows its origin: commit or discard local changes there "
+                        "(git status), or run with pull=false to use the checkout as it is")
+    after = _git(root, "rev-parse", "HEAD").stdout.strip()
+    name = upstream.stdout.strip()
+    return f"up to date with {name} at {after[:12]}" if before == after else \
+        f"pulled {name}: {before[:12]} -> {after[:12]}"
 
 
 def project_names(root: Path) -> list[str]:
@@ -27,14 +66,15 @@ def project_names(root: Path) -> list[str]:
     return [str(name) for name in projects] if isinstance(projects, dict) else []
 
 
-def check_project(root: Path, project: str) -> None:
-    """Fail early, naming the fix, when ``root`` is not a checkout or does not declare ``project``."""
+def check_project(root: Path, project: str | None = None) -> None:
+    """Fail early, naming the fix, when ``root`` is not a checkout or does not declare ``project``
+    (None: any checkout will do)."""
     missing = [name for name in ("dvc.yaml", "params.yaml", ".dvc") if not (root / name).exists()]
     if missing:
         raise FlowError(f"{root} is not a checkout of this repository (missing {', '.join(missing)}); "
                         "give the folder that holds dvc.yaml and params.yaml")
     names = project_names(root)
-    if names and project not in names:
+    if project is not None and names and project not in names:
         raise FlowError(f"unknown project {project!r}; {root / 'params.yaml'} declares: {', '.join(names)}")
 
 

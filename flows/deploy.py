@@ -19,8 +19,12 @@ and work pool, as ``prefect deploy --all`` reads them. What this module adds to 
 - Every problem of the ``deployments:`` entries (no name, entrypoint, work pool or cron) is
   reported at once, before anything is created.
 
-What is the same as ``prefect deploy --all`` from the checkout: the deployments run in the
-checkout itself (the pull step ``set_working_directory`` to it, no build or push steps), with the
+- Each worker's flow runs work in that worker's own clone: the deployments' pull step
+  (``flows.checkout.enter_checkout``) enters ``PIPELINES_CHECKOUT``, which ``python -m flows worker``
+  sets, and only without it the checkout the deployments were created from. Prefect's
+  ``set_working_directory`` step takes one folder for every worker.
+
+What is the same as ``prefect deploy --all`` from the checkout: no build or push steps, and the
 schedules, parameters, tags and limits of prefect.yaml.
 """
 
@@ -117,18 +121,33 @@ def ensure_work_pool(name: str, pool_type: str = "process") -> bool:
     return False
 
 
+def _worker_checkout(root: Path):
+    """The deployments' source: code in ``root`` here, and each worker's own checkout where it runs."""
+    from prefect.runner.storage import LocalStorage
+
+    class WorkerCheckout(LocalStorage):
+        def to_pull_step(self) -> dict[str, Any]:
+            return {"flows.checkout.enter_checkout": {"directory": str(self.destination)}}
+
+    return WorkerCheckout(root)
+
+
+def require_server(why: str) -> None:
+    """A FlowError naming the fix when no Prefect server is configured (``why``: what needs one)."""
+    if not os.environ.get("PREFECT_API_URL"):
+        from prefect.settings import PREFECT_API_URL
+
+        if not PREFECT_API_URL.value():
+            raise FlowError(f"PREFECT_API_URL is not set: {why}. Start one (prefect server start --host "
+                            "127.0.0.1) and export PREFECT_API_URL=http://127.0.0.1:4200/api")
+
+
 def deploy(root: Path, names: list[str] | None = None) -> dict[str, str]:
     """Create or update the deployments; returns {deployment name: id}."""
     from prefect import flow as prefect_flow
     from prefect.schedules import Cron
 
-    if not os.environ.get("PREFECT_API_URL"):
-        from prefect.settings import PREFECT_API_URL
-
-        if not PREFECT_API_URL.value():
-            raise FlowError("PREFECT_API_URL is not set: deployments live on a Prefect server. Start one "
-                            "(prefect server start --host 127.0.0.1) and export "
-                            "PREFECT_API_URL=http://127.0.0.1:4200/api")
+    require_server("deployments live on a Prefect server")
     root = root.resolve()
     configured = set(project_names(root))
     ids = {}
@@ -141,7 +160,7 @@ def deploy(root: Path, names: list[str] | None = None) -> dict[str, str]:
         ensure_work_pool(pool["name"])
         schedules = [Cron(s["cron"], timezone=s.get("timezone") or "UTC", active=s.get("active", True))
                      for s in d.get("schedules") or []]
-        deployable = prefect_flow.from_source(source=str(root), entrypoint=d["entrypoint"])
+        deployable = prefect_flow.from_source(source=_worker_checkout(root), entrypoint=d["entrypoint"])
         ids[d["name"]] = str(deployable.deploy(
             name=d["name"], work_pool_name=pool["name"], work_queue_name=pool.get("work_queue_name"),
             job_variables=pool.get("job_variables") or {}, parameters=d.get("parameters") or {},

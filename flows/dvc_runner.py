@@ -84,9 +84,11 @@ def _command_exit_code(stderr: list[str], dvc_exit_code: int) -> int:
 
 
 def repro_stage(root: Path, stage: str, project: str, log: Callable[[str], None],
-                env: dict[str, str] | None = None) -> StageOutcome:
+                env: dict[str, str] | None = None, pull: bool = False) -> StageOutcome:
     """Bring ``<stage>@<project>`` up to date: nothing when ``dvc status`` finds it up to date, else
-    ``dvc repro --single-item`` with every output line sent to ``log``."""
+    ``dvc repro --single-item`` with every output line sent to ``log``. With ``pull``, DVC first
+    fetches the remote's run cache and restores outputs another checkout made from the same inputs
+    (``dvc repro --pull``) instead of running the stage again."""
     if stage not in STAGES:
         raise FlowError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
     target = f"{stage}@{project}"
@@ -96,7 +98,8 @@ def repro_stage(root: Path, stage: str, project: str, log: Callable[[str], None]
         log(f"{target} is up to date (dvc status): nothing to run")
         return StageOutcome(target, SKIPPED, time.perf_counter() - t0)
     log(f"{target} is out of date: {describe_changes(changes)}")
-    rc, out, err = run_logged([sys.executable, "-m", "dvc", "repro", "--single-item", target], root, log, env)
+    cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", target] + (["--pull"] if pull else [])
+    rc, out, err = run_logged(cmd, root, log, env)
     seconds = time.perf_counter() - t0
     if rc != 0:
         raise StageFailed(target, _command_exit_code(err, rc), "\n".join(line for line in err if line.strip()))
@@ -112,12 +115,15 @@ def dvc_remote(root: Path) -> str | None:
 
 
 def push(root: Path, project: str, log: Callable[[str], None]) -> str:
-    """``dvc push`` of the project's outputs to the default remote, so other workers and users can
-    ``dvc pull`` what this run made; returns what happened, in words."""
+    """``dvc push`` of the project's outputs and of the run cache to the default remote, so other
+    workers and users can ``dvc pull`` what this run made, and a stage another checkout runs with the
+    same inputs is restored (``dvc repro --pull``) instead of trained again; returns what happened,
+    in words."""
     remote = dvc_remote(root)
     if remote is None:
         return "no DVC remote configured; nothing pushed"
-    rc, out, err = run_logged([sys.executable, "-m", "dvc", "push", "--with-deps", f"export@{project}"], root, log)
+    rc, out, err = run_logged([sys.executable, "-m", "dvc", "push", "--run-cache", "--with-deps",
+                               f"export@{project}"], root, log)
     if rc != 0:
         raise FlowError(f"dvc push to remote {remote!r} failed (exit code {rc}):\n" + "\n".join(err))
     return f"pushed to DVC remote {remote!r}: " + (next((line for line in reversed(out) if line.strip()), "done"))

@@ -6,12 +6,17 @@ every stage with its logs, duration and state; a stage ``dvc status`` finds up t
 Completed state named ``Skipped``, one whose outputs DVC restored from its run cache as ``Cached``.
 The flow runs where the worker runs: in the worker's checkout of this repository (the deployment's
 working directory), with the worker's environment, so a GPU worker trains on CUDA and
-``MLFLOW_TRACKING_URI`` sends results to the team's MLflow server.
+``MLFLOW_TRACKING_URI`` sends results to the team's MLflow server. Before the stages it pulls the
+checkout's branch (``git pull --ff-only``); with a DVC remote, a stage another worker already ran
+with the same inputs is restored from the remote's run cache (``dvc repro --pull``), and at the
+end the run pushes its outputs and run cache. The stages that put a model on a device hold one of
+the machine's GPU slots (flows/gpu_slots.py); the others hold none.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -26,10 +31,11 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows import dvc_runner
-from flows.checkout import check_project, checkout_lock
+from flows.checkout import check_project, checkout_lock, pull_from_origin
 from flows.commands import run_logged
 from flows.dvc_runner import CACHED, SKIPPED, StageOutcome, repro_stage
 from flows.errors import FlowError, StageFailed
+from flows.gpu_slots import GPU_STAGES, gpu_slot, machine_name
 from flows.overrides import apply_overrides, params_restored, validate_params
 from flows.run_summary import run_summary, summary_markdown
 from pipelines.__main__ import STAGES
@@ -100,12 +106,22 @@ def check_params(project: str, root: str, overrides: dict[str, Any] | None = Non
     return []
 
 
+@task(name="git-pull", task_run_name="git-pull@{project}", cache_policy=NO_CACHE)
+def sync_checkout(project: str, root: str) -> str:
+    """Bring the checkout up to date with its origin before anything reads it."""
+    message = pull_from_origin(Path(root))
+    get_run_logger().info("%s", message)
+    return message
+
+
 @task(name="stage", task_run_name="{stage}@{project}", cache_policy=NO_CACHE, retry_condition_fn=_is_transient)
-def run_stage(stage: str, project: str, root: str):
+def run_stage(stage: str, project: str, root: str, device_env: dict[str, str] | None = None, pull: bool = False):
     """One DVC stage; Completed (ran), or Completed named Skipped (up to date) or Cached (outputs
-    restored from DVC's run cache)."""
+    restored from DVC's run cache). ``device_env``: the GPU slot the stage runs on."""
+    from flows.commands import stage_env
+
     logger = get_run_logger()
-    outcome = repro_stage(Path(root), stage, project, log=logger.info)
+    outcome = repro_stage(Path(root), stage, project, log=logger.info, env=stage_env(device_env), pull=pull)
     if outcome.status == SKIPPED:
         return Completed(name="Skipped", message=f"{outcome.target}: up to date (dvc status), not run", data=asdict(outcome))
     if outcome.status == CACHED:
@@ -140,14 +156,33 @@ def _root(checkout: str | None, project: str) -> Path:
     return root
 
 
-def _stages(project: str, root: Path, stages, retries: int, delay: float) -> list[StageOutcome]:
+def _stages(project: str, root: Path, stages, retries: int, delay: float, pull: bool) -> list[StageOutcome]:
     task_ = run_stage.with_options(retries=retries, retry_delay_seconds=delay)
+    logger = get_run_logger()
     outcomes = []
-    for stage in stages:
-        # in order: each stage reads what the one before wrote; a failure raises and fails the flow
-        state = task_(stage, project, str(root), return_state=True)
-        outcomes.append(StageOutcome(**state.result()))
+    # In order: each stage reads what the one before wrote; a failure raises and fails the flow. A run
+    # of stages that use the device holds one GPU slot of the machine for all of them.
+    for on_device, group in itertools.groupby(stages, key=lambda stage: stage in GPU_STAGES):
+        with gpu_slot(on_wait=logger.info) if on_device else contextlib.nullcontext((None, None)) as (slot, env):
+            if slot:
+                logger.info("running %s on GPU slot %s", ", ".join(GPU_STAGES), slot)
+            for stage in group:
+                state = task_(stage, project, str(root), env, pull, return_state=True)
+                outcomes.append(StageOutcome(**state.result()))
     return outcomes
+
+
+def _prepare(project: str, root: Path, pull: bool) -> bool:
+    """Tag the flow run with the machine it runs on, pull the checkout; True when the checkout has a
+    DVC remote whose run cache the stages may restore from."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        tags = set(client.read_flow_run(flow_run.id).tags or ())
+        client.update_flow_run(flow_run.id, tags=sorted(tags | {f"machine:{machine_name()}"}))
+    if pull:
+        sync_checkout(project, str(root))
+    return pull and dvc_runner.dvc_remote(root) is not None
 
 
 def _finish(project: str, root: Path, outcomes: list[StageOutcome], push: bool) -> dict:
@@ -179,35 +214,39 @@ def _lock(root: Path, timeout: float):
 def pipeline(project: str = "classification", overrides: dict[str, Any] | None = None,
              checkout: str | None = None, retries: int | None = None, retry_delay_seconds: float | None = None,
              push: bool = True, lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
-             keep_overrides: bool = False) -> dict:
+             keep_overrides: bool = False, pull: bool = True) -> dict:
     """Run every DVC stage of ``project`` in order in ``checkout`` (default: the working directory),
     after writing ``overrides`` ({dotted key: value}) into its params.yaml and validating it.
 
     The overrides are for this run: params.yaml is put back as it was when the run ends (however
     it ends), so the next scheduled retraining of the checkout trains on its own settings; the
-    values this run used are in its MLflow run and in dvc.lock. ``keep_overrides`` leaves them."""
+    values this run used are in its MLflow run and in dvc.lock. ``keep_overrides`` leaves them.
+    ``pull``: pull the checkout's branch first and restore stages from the DVC remote's run cache;
+    ``push``: push outputs and run cache to the DVC remote at the end."""
     root = _root(checkout, project)
     retries, delay = _retry_settings(retries, retry_delay_seconds)
     with _lock(root, lock_timeout_seconds):
         restore = (params_restored(root, get_run_logger().info) if overrides and not keep_overrides
                    else contextlib.nullcontext())
+        pull = _prepare(project, root, pull)  # before params.yaml is rewritten: git pull needs it clean
         with restore:
             check_params(project, str(root), overrides)
-            outcomes = _stages(project, root, STAGES, retries, delay)
+            outcomes = _stages(project, root, STAGES, retries, delay, pull)
             return _finish(project, root, outcomes, push)
 
 
 @flow(name="nlp-retrain", flow_run_name="retrain-{project}")
 def retrain(project: str = "classification", checkout: str | None = None, force: bool = False,
             retries: int | None = None, retry_delay_seconds: float | None = None, push: bool = True,
-            lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS):
+            lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS, pull: bool = True):
     """Scheduled retraining: re-ingest the source, and run the rest of the pipeline only if the data
     or the params differ from those the champion was trained on (or ``force``)."""
     root = _root(checkout, project)
     retries, delay = _retry_settings(retries, retry_delay_seconds)
     with _lock(root, lock_timeout_seconds):
+        pull = _prepare(project, root, pull)
         check_params(project, str(root))
-        outcomes = _stages(project, root, STAGES[:STAGES.index("ingest") + 1], retries, delay)
+        outcomes = _stages(project, root, STAGES[:STAGES.index("ingest") + 1], retries, delay, pull)
         verdict = ({"changed": True, "reasons": ["forced (force=true)"]} if force
                    else check_lineage(project, str(root)))
         if not verdict["changed"]:
@@ -218,5 +257,5 @@ def retrain(project: str = "classification", checkout: str | None = None, force:
                                      description=note)
             get_run_logger().info(note)
             return Completed(name="Skipped", message=note, data={"project": project, "retrained": False, **verdict})
-        outcomes += _stages(project, root, STAGES[STAGES.index("ingest") + 1:], retries, delay)
+        outcomes += _stages(project, root, STAGES[STAGES.index("ingest") + 1:], retries, delay, pull)
         return {**_finish(project, root, outcomes, push), "retrained": True, "reasons": verdict["reasons"]}

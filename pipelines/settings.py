@@ -73,6 +73,22 @@ def _flag(raw: str) -> bool:
     raise ValueError
 
 
+def _gpu_slots(raw: str) -> tuple[str, ...] | None:
+    """GPU ids (``0,2``: two slots, on GPUs 0 and 2), or ``cpu`` / ``cpu:N`` for a machine that
+    trains on its processor, one run (or N) at a time; None when unset (the flows then use the
+    visible GPUs)."""
+    raw = raw.strip().lower()
+    if not raw:
+        return None
+    if raw == "cpu" or raw.startswith("cpu:"):
+        count = _int_at_least(1)(raw.partition(":")[2] or "1")
+        return tuple(f"cpu-{i}" for i in range(count))
+    ids = tuple(part.strip() for part in raw.split(","))
+    if not all(part.isdigit() for part in ids) or len(set(ids)) != len(ids):
+        raise ValueError
+    return ids
+
+
 SETTINGS = {s.name: s for s in (
     Setting("PIPELINES_ROOT", "", "a folder (unset: the working directory)", str,
             "the project folder the stages read and write"),
@@ -89,6 +105,13 @@ SETTINGS = {s.name: s for s in (
             "retries of a failed stage in a flow"),
     Setting("PIPELINES_FLOW_RETRY_DELAY", "30", "seconds, 0 or more", _float_at_least(0.0),
             "wait between retries of a stage in a flow"),
+    # Scale-out: what a worker machine offers the flow runs it takes (flows/gpu_slots.py).
+    Setting("PIPELINES_GPU_SLOTS", "", "a comma list of GPU ids (0,1), or cpu or cpu:N (unset: the "
+            "visible GPUs, else cpu)", _gpu_slots, "GPU slots of this machine; a flow run trains on one at a time"),
+    Setting("PIPELINES_MACHINE", "", "a name (unset: the host name)", str,
+            "the machine whose GPU slots a flow run takes; workers sharing GPUs share it"),
+    Setting("PIPELINES_CHECKOUT", "", "a folder (unset: the folder the deployment was created from)", str,
+            "this worker's checkout of the repository, where its flow runs work"),
     Setting("PIPELINES_REGISTRY_SETTLE_SECONDS", "2", "seconds, 0 or more", _float_at_least(0.0),
             "wait before an export re-reads the champion alias it set on a tracking server (another "
             "machine's export may have set it at the same moment)"),

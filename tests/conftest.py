@@ -54,3 +54,19 @@ def mlflow_server(tmp_path_factory):
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    """A real `prefect server` on 127.0.0.1 with its own PREFECT_HOME, which this process (and what it
+    starts with ``env``) talks to; shared by the tests of one module."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from tests.tiny import prefect_server
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with prefect_server(home) as env, pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"], PREFECT_HOME: str(home)}):
+            yield {"url": env["PREFECT_API_URL"], "home": home, "env": env}

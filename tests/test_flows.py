@@ -27,7 +27,8 @@ from flows.errors import FlowError, OverrideError, StageFailed
 from flows.overrides import apply_overrides, parse_overrides
 from flows.run_summary import run_summary, summary_markdown
 from tests import tiny
-from tests.tiny import REPO, free_port, int8_only, make_repo_copy, pipeline_env, stop_group, tiny_params, wait_for_http
+from tests.tiny import (REPO, free_port, int8_only, make_repo_copy, pipeline_env, start_group,
+                        stop_group, tiny_params)
 
 PROJECT = "classification"
 DEPLOYMENT = "nlp-retrain/retrain-classification"
@@ -49,12 +50,6 @@ def write_reviews(path: Path, n: int = 240, extra: int = 0) -> Path:
                              f"{words[(i // 7) % len(words)]}, take {i}", "label": label})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-def start_group(cmd: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:
-    """A long-lived process in its own process group (a worker started otherwise ignores SIGTERM)."""
-    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
 
 
 def make_checkout(base: Path, source: Path) -> Path:
@@ -85,39 +80,16 @@ def checkout(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`prefect server start` on a free port with its own PREFECT_HOME; this process talks to it."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
-    home = tmp_path_factory.mktemp("prefect-home")
-    url = f"http://127.0.0.1:{free_port()}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    bin_dir = Path(sys.executable).parent
-    proc = start_group([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                        url.split(":")[-1].split("/")[0]], env, home / "server.log", home)
-    try:
-        wait_for_http(f"{url}/health", proc, 120, log=lambda: (home / "server.log").read_text())
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("PREFECT_API_URL", url)
-            mp.setenv("PREFECT_HOME", str(home))
-            with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: str(home)}):
-                yield {"url": url, "home": home, "env": {"PREFECT_API_URL": url, "PREFECT_HOME": str(home)}}
-    finally:
-        stop_group(proc)
-
-
-@pytest.fixture(scope="module")
-def worker(server, checkout):
+def worker(prefect_api, checkout):
     """The `gpu` pool (type process) and a worker polling it every second, with the checkout's env."""
-    env = pipeline_env(checkout, **server["env"], PREFECT_WORKER_QUERY_SECONDS="1",
+    env = pipeline_env(checkout, **prefect_api["env"], PREFECT_WORKER_QUERY_SECONDS="1",
                        PREFECT_SERVER_ANALYTICS_ENABLED="false")
     prefect = str(Path(sys.executable).parent / "prefect")
     subprocess.run([prefect, "work-pool", "create", "gpu", "--type", "process"], env=env, check=True,
                    capture_output=True, timeout=120)
     proc = start_group([prefect, "worker", "start", "--pool", "gpu", "--name", "test-worker"], env,
-                       server["home"] / "worker.log", server["home"])
-    yield {"env": env, "log": server["home"] / "worker.log"}
+                       prefect_api["home"] / "worker.log", prefect_api["home"])
+    yield {"env": env, "log": prefect_api["home"] / "worker.log"}
     stop_group(proc)
 
 
@@ -171,7 +143,8 @@ def lineage(root: Path) -> dict:
 def seed_champion(root: Path) -> None:
     """Register a stand-in version as `champion`, tagged with the lineage of the checkout's current
     source data and params: what a finished training leaves behind, without the training."""
-    repro_stage(root, "ingest", PROJECT, log=lambda line: None, env=pipeline_env(root))
+    for stage in ("configure", "ingest"):
+        repro_stage(root, stage, PROJECT, log=lambda line: None, env=pipeline_env(root))
     current = lineage(root)["current"]
     code = ("import json, sys, mlflow; c = mlflow.MlflowClient();"
             f"c.create_registered_model({PROJECT!r});"
@@ -369,7 +342,8 @@ def test_deployments_carry_the_configured_schedules(deployed, checkout):
     assert dep.work_pool_name == "gpu" and pool.type == "process"
     assert dep.parameters == {"project": PROJECT} and dep.entrypoint == "flows/pipeline.py:retrain"
     assert dep.global_concurrency_limit is not None and dep.global_concurrency_limit.limit == 1
-    steps = [step.get("prefect.deployments.steps.set_working_directory") for step in dep.pull_steps]
+    # each worker's flow runs enter its own checkout (PIPELINES_CHECKOUT), else this one
+    steps = [step.get("flows.checkout.enter_checkout") for step in dep.pull_steps]
     assert {"directory": str(checkout.resolve())} in steps
 
 
@@ -412,8 +386,8 @@ def test_retraining_ends_early_when_nothing_changed(deployed, worker, checkout):
     state = flow_run.state
     assert state.is_completed() and state.name == "Skipped"
     assert "Nothing changed since champion version 1" in state.message
-    assert set(task_runs(flow_run.id)) == {f"check-params@{PROJECT}", f"configure@{PROJECT}", f"ingest@{PROJECT}",
-                                           f"lineage@{PROJECT}"}
+    assert set(task_runs(flow_run.id)) == {f"git-pull@{PROJECT}", f"check-params@{PROJECT}", f"configure@{PROJECT}",
+                                           f"ingest@{PROJECT}", f"lineage@{PROJECT}"}
     assert "not retraining" in artifact_markdown(flow_run.id, f"{PROJECT}-retrain-check")
     assert registry(checkout)["versions"] == [1]
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from devsupport.processes import demo_server, free_port, stop_group, wait_for_http
+from devsupport.processes import (MlflowServer, demo_server, free_port, prefect_server, start_group, stop_group,
+                                  wait_for_http)
 from devsupport.workspace import REPO, make_repo_copy, pipeline_env
 
 __all__ = ["REPO", "TINY_MODEL", "TINY_TRAIN", "MlflowServer", "demo_server", "dvc", "free_port", "int8_only",
-           "make_repo_copy", "mlflow_json", "pipeline_env", "registry", "stop_group", "tiny_params", "wait_for_http"]
+           "make_repo_copy", "mlflow_json", "pipeline_env", "prefect_server", "registry", "start_group", "stop_group",
+           "tiny_params", "wait_for_http"]
 
 TINY_MODEL = {"hidden_size": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "intermediate_size": 64}
 TINY_TRAIN = {"epochs": 1, "batch_size": 16, "save_steps": 5, "logging_steps": 2}
@@ -102,36 +103,3 @@ def mlflow_json(root: Path, code: str) -> dict:
     out = subprocess.run([sys.executable, "-c", "import json, mlflow; c = mlflow.MlflowClient();" + code], cwd=root,
                          env=pipeline_env(root), capture_output=True, text=True, check=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-class MlflowServer:
-    """`mlflow server` on a fixed port and store, which a test can kill and start again."""
-
-    def __init__(self, store: Path):
-        self.store, self.port = store, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = store / "server.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
-               "--workers", "1", "--backend-store-uri", f"sqlite:///{self.store / 'mlflow.db'}",
-               "--default-artifact-root", str(self.store / "artifacts")]
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(cmd, cwd=self.store, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        wait_for_http(f"{self.url}/health", self.proc, 120, log=self.log.read_text)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL, to the server's own process group (its id is the server's pid)."""
-        if self.proc is None:
-            return
-        stop_group(self.proc)
-        self.proc = None
-
-    def client(self):
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=self.url)
