@@ -23,10 +23,12 @@ def enter_checkout(directory: str) -> dict[str, str]:
     """The deployments' pull step: work in this worker's checkout (``PIPELINES_CHECKOUT``, which
     ``python -m flows worker`` sets), else in ``directory``, the checkout the deployment was created
     from. Each worker of a pool thus runs its flow runs in its own clone, wherever it lies."""
-    chosen = os.environ.get("PIPELINES_CHECKOUT", "").strip() or directory
-    root = Path(chosen).expanduser().resolve()
+    from pipelines import settings
+
+    own = settings.get("PIPELINES_CHECKOUT").strip()
+    root = Path(own or directory).expanduser().resolve()
     if not (root / "dvc.yaml").is_file():
-        where = "PIPELINES_CHECKOUT" if os.environ.get("PIPELINES_CHECKOUT", "").strip() else "the deployment"
+        where = "PIPELINES_CHECKOUT" if own else "the deployment"
         raise FlowError(f"{root} (from {where}) is not a checkout of this repository (no dvc.yaml): start the "
                         "worker with `python -m flows worker --checkout DIR` or set PIPELINES_CHECKOUT to its clone")
     os.chdir(root)
