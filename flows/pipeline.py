@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -42,6 +43,13 @@ from pipelines.__main__ import STAGES
 
 # A second flow run on the same checkout waits this long for the first before failing.
 LOCK_TIMEOUT_SECONDS = 6 * 3600
+
+
+def artifact_key(project: str, what: str) -> str:
+    """``<project>-<what>`` as Prefect accepts an artifact key: lowercase letters, digits and dashes
+    only, where a project name may also hold capitals and underscores (``Reviews_EN`` gives
+    ``reviews-en-pipeline-run``)."""
+    return re.sub(r"[^a-z0-9-]", "-", f"{project}-{what}".lower())
 
 
 def _retry_settings(retries: int | None, delay: float | None) -> tuple[int, float]:
@@ -197,7 +205,7 @@ def _finish(project: str, root: Path, outcomes: list[StageOutcome], push: bool) 
             logger.warning("%s (the model is registered; push again with `dvc push`)", pushed)
     summary = run_summary(root, project, outcomes, pushed, flow_run_id=flow_run.id)
     create_markdown_artifact(
-        key=f"{project}-pipeline-run", markdown=summary_markdown(summary),
+        key=artifact_key(project, "pipeline-run"), markdown=summary_markdown(summary),
         description=f"{project}: test metrics, MLflow run and registry version of this run")
     logger.info("%s: version %s, champion %s", project, summary["version"],
                 "moved" if summary["champion_moved"] else "unchanged")
@@ -253,7 +261,7 @@ def retrain(project: str = "classification", checkout: str | None = None, force:
             note = (f"Nothing changed since champion version {verdict['champion_version']} of "
                     f"{verdict['registered_model']!r} was trained (data {verdict['current']['data.raw.sha256'][:12]}, "
                     f"params {verdict['current']['params.sha256'][:12]}); not retraining.")
-            create_markdown_artifact(key=f"{project}-retrain-check", markdown=f"# {project}: retraining\n\n{note}\n",
+            create_markdown_artifact(key=artifact_key(project, "retrain-check"), markdown=f"# {project}: retraining\n\n{note}\n",
                                      description=note)
             get_run_logger().info(note)
             return Completed(name="Skipped", message=note, data={"project": project, "retrained": False, **verdict})

@@ -487,3 +487,14 @@ def test_failing_stage_fails_the_flow_with_its_own_error(worker, tmp_path):
     assert latest.parameters["checkout"] == str(root.resolve()) and latest.state.is_failed()
     ingest = task_runs(latest.id)[f"ingest@{PROJECT}"]
     assert ingest.state.is_failed() and ingest.run_count == 1  # bad data: not retried
+
+
+def test_artifact_keys_of_any_project_name_are_what_prefect_accepts():
+    from prefect.artifacts import MarkdownArtifact
+
+    from flows.pipeline import artifact_key
+
+    for project in ("classification", "Reviews_EN", "a-b_c9"):
+        key = artifact_key(project, "pipeline-run")
+        MarkdownArtifact(key=key, markdown="x")  # raises on a key Prefect refuses
+    assert artifact_key("Reviews_EN", "retrain-check") == "reviews-en-retrain-check"

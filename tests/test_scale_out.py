@@ -23,7 +23,7 @@ import yaml
 from devsupport.team import team, wait_for_flow_runs
 from tests.tiny import REPO, int8_only, pipeline_env, tiny_params
 
-PROJECTS = {"reviews": "classification", "opinions": "classification"}
+PROJECTS = {"reviews": "classification", "opinions_en": "classification"}  # "_" as users name projects
 MACHINES = ("machine-a", "machine-b")
 
 
@@ -88,7 +88,7 @@ def test_two_workers_share_the_runs_one_training_each_at_a_time(crew):
 
     # the third waits in Prefect's queue until a worker is free: both are at their limit of one run
     submitted = [run_deployment(f"nlp-retrain/retrain-{project}", parameters={"force": True}, timeout=0)
-                 for project in ("reviews", "opinions", "reviews")]
+                 for project in ("reviews", "opinions_en", "reviews")]
     runs = wait_for_flow_runs([r.id for r in submitted], timeout=900)
     assert all(r.state.is_completed() for r in runs), \
         [(r.name, r.state.name, r.state.message) for r in runs] + [crew.logs()]
