@@ -9,6 +9,7 @@ minutes later inside a stage.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -73,6 +74,14 @@ def _flag(raw: str) -> bool:
     raise ValueError
 
 
+def _machine_name(raw: str) -> str:
+    # It names a Prefect concurrency limit and a folder of lock files.
+    value = raw.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+        raise ValueError
+    return value
+
+
 def _gpu_slots(raw: str) -> tuple[str, ...] | None:
     """GPU ids (``0,2``: two slots, on GPUs 0 and 2), or ``cpu`` / ``cpu:N`` for a machine that
     trains on its processor, one run (or N) at a time; None when unset (the flows then use the
@@ -108,7 +117,7 @@ SETTINGS = {s.name: s for s in (
     # Scale-out: what a worker machine offers the flow runs it takes (flows/gpu_slots.py).
     Setting("PIPELINES_GPU_SLOTS", "", "a comma list of GPU ids (0,1), or cpu or cpu:N (unset: the "
             "visible GPUs, else cpu)", _gpu_slots, "GPU slots of this machine; a flow run trains on one at a time"),
-    Setting("PIPELINES_MACHINE", "", "a name (unset: the host name)", str,
+    Setting("PIPELINES_MACHINE", "", "letters, digits, '.', '_' and '-' (unset: the host name)", _machine_name,
             "the machine whose GPU slots a flow run takes; workers sharing GPUs share it"),
     Setting("PIPELINES_CHECKOUT", "", "a folder (unset: the folder the deployment was created from)", str,
             "this worker's checkout of the repository, where its flow runs work"),

@@ -65,11 +65,14 @@ def test_a_run_waits_for_a_free_slot_and_gets_a_gpu_nobody_holds(prefect_api, mo
         assert slot == "no-gpu/cpu-0" and env == {"CUDA_VISIBLE_DEVICES": ""}
 
 
-def test_bad_slot_settings_are_refused_naming_the_variable():
-    env = {**os.environ, "PIPELINES_GPU_SLOTS": "0,0"}
-    proc = subprocess.run([sys.executable, "-m", "flows", "worker"], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
-    assert proc.returncode == 2 and "PIPELINES_GPU_SLOTS='0,0'" in proc.stderr and "cpu:N" in proc.stderr
+@pytest.mark.parametrize("variable, value, allowed", [
+    ("PIPELINES_GPU_SLOTS", "0,0", "cpu:N"),
+    ("PIPELINES_MACHINE", "rack/7", "letters, digits"),  # it names a Prefect limit and a folder
+])
+def test_bad_slot_settings_are_refused_naming_the_variable(variable, value, allowed):
+    proc = subprocess.run([sys.executable, "-m", "flows", "worker"], env={**os.environ, variable: value},
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 2 and f"{variable}={value!r}" in proc.stderr and allowed in proc.stderr
 
 
 # --------------------------------------------------------------------------- two workers, two clones
