@@ -22,6 +22,7 @@ import sys
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STAGES = ("configure", "ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
+TRAINING_STAGES = ("pretrain", "finetune")  # the stages that run on PIPELINES_NUM_PROCESSES processes
 SUBCOMMANDS = ("predict", "registry", "sweep", "demo", "flows")  # commands with arguments of their own
 
 logger = logging.getLogger("pipelines")
@@ -64,11 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _start(log_level: str | None) -> None:
     """What every command does first: validate the environment settings, configure logging."""
-    from . import settings
+    from . import distributed, settings
 
     settings.check()
-    logging.basicConfig(level=log_level or settings.get("PIPELINES_LOG_LEVEL"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    level = log_level or settings.get("PIPELINES_LOG_LEVEL")
+    layout = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if distributed.launched():  # one process of a multi-process training
+        distributed.exit_with_launcher()
+        layout = f"%(asctime)s %(levelname)s [process {distributed.rank()}] %(name)s: %(message)s"
+        if not distributed.is_main_process() and level == "INFO":
+            level = "WARNING"  # the main process tells the progress; the others would repeat it
+    logging.basicConfig(level=level, format=layout, datefmt="%H:%M:%S")
     settings.apply_environment_defaults()
     for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -294,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
+    from . import distributed
     from .config import load_params
 
     def stage() -> int:
@@ -311,9 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.project:
             raise SystemExit("a project is required: python -m pipelines <stage> <project>")
         params.project(args.project)  # fails early for a missing block
+        if args.stage in TRAINING_STAGES and not distributed.launched():
+            processes = distributed.requested()
+            if processes > 1:
+                return distributed.launch(argv, processes)
         module = importlib.import_module(f"pipelines.stages.{args.stage}")
         summary = module.run(params, args.project)
-        if summary:
+        if summary and distributed.is_main_process():  # one summary, not one per process
             print(json.dumps({"stage": args.stage, "project": args.project, **summary}, indent=2, default=str))
         return 0
 

@@ -61,6 +61,12 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _processes(raw: str) -> int | str:
+    # auto stays a word here: counting GPUs imports torch, which a command that trains nothing skips.
+    value = raw.strip().lower()
+    return value if value == "auto" else _int_at_least(1)(value)
+
+
 def _optional_threads(raw: str) -> int | None:
     return None if not raw.strip() else _int_at_least(1)(raw)
 
@@ -106,6 +112,8 @@ SETTINGS = {s.name: s for s in (
             "device for training and evaluation on this machine"),
     Setting("PIPELINES_NUM_WORKERS", "0", "a whole number, 0 or more", _int_at_least(0),
             "data-loader worker processes of training"),
+    Setting("PIPELINES_NUM_PROCESSES", "1", "a whole number, 1 or more, or auto (one per visible GPU)", _processes,
+            "processes pretrain and finetune train on, each with the params' batch size (pipelines/distributed.py)"),
     Setting("PIPELINES_LOG_LEVEL", "INFO", ", ".join(LOG_LEVELS), _log_level, "log level of the commands"),
     Setting("PIPELINES_PROGRESS", "1", "1 (show progress bars) or 0", _flag, "progress bars of long steps"),
     Setting("PIPELINES_LATENCY_THREADS", "", "a whole number, 1 or more, or unset for every core",

@@ -327,7 +327,10 @@ class Sweep:
         env = {**os.environ, ENV_STORAGE: self.storage, ENV_STUDY: self.name, ENV_TRIAL: str(trial._trial_id),
                ENV_PRUNER: self.pruner, ENV_PARENT: parent,
                # the temporary workspace must log into this project's store, not one of its own
-               "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
+               "MLFLOW_TRACKING_URI": tracking.tracking_uri(),
+               # The pruner's verdict stops the Trainer of the process that asked: on one of several
+               # processes it would stop alone and leave the others waiting.
+               "PIPELINES_NUM_PROCESSES": "1"}
         env.pop("PIPELINES_ROOT", None)
         logger.info("trial %d: %s", trial.number, ", ".join(f"{k}={v}" for k, v in trial.params.items()))
         begin = time.monotonic()

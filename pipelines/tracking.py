@@ -8,6 +8,7 @@ By default runs go to a SQLite store in the project folder (``mlflow.db``); set
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import distributed
 from .errors import TrackingError
 from .paths import repo_root
 
@@ -260,7 +262,13 @@ def run(params, project: str, *, run_id: str | None = None, run_name: str | None
     cannot be told (the server has gone) it stays RUNNING until the re-run continues it (the stages
     keep its id with their checkpoints). ``superseded_run_id``: the run of checkpoints that were
     discarded; if it was left RUNNING it is closed as KILLED, since nothing will continue it.
+
+    Of a multi-process training only the main process has the run; the others yield ``run_id``
+    unchanged and log nothing (see :func:`main_process_only`).
     """
+    if not distributed.is_main_process():
+        yield run_id
+        return
     import mlflow
 
     configure()
@@ -367,6 +375,17 @@ def _end_run(status: str, server_gone: bool = False) -> None:
                 os.environ[key] = value
 
 
+def main_process_only(log):
+    """A logging function that does nothing on the other processes of a multi-process training: a
+    training is one MLflow run, the main process's, which they do not have."""
+    @functools.wraps(log)
+    def on_main_process(*args, **kwargs):
+        return log(*args, **kwargs) if distributed.is_main_process() else None
+
+    return on_main_process
+
+
+@main_process_only
 def log_params(values: dict[str, Any]) -> dict[str, tuple]:
     """Log params; a param that differs from the value already in the run (a resumed run) is tagged.
 
@@ -409,6 +428,7 @@ def trainer_key(key: str, group: str | None = None) -> str:
     return f"train/{key.removeprefix('train_')}"
 
 
+@main_process_only
 def log_metrics(values: dict[str, Any], step: int | None = None, prefix: str = "") -> None:
     import mlflow
 
@@ -419,6 +439,7 @@ def log_metrics(values: dict[str, Any], step: int | None = None, prefix: str = "
             mlflow.log_metrics(clean, step=step)
 
 
+@main_process_only
 def set_tags(tags: dict[str, Any]) -> None:
     import mlflow
 
@@ -426,12 +447,14 @@ def set_tags(tags: dict[str, Any]) -> None:
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
+@main_process_only
 def log_dict(data: dict, name: str) -> None:
     import mlflow
 
     mlflow.log_dict(data, name)
 
 
+@main_process_only
 def log_table(rows: list[dict], name: str) -> None:
     """A table of sample predictions, browsable in the MLflow UI's artifact view."""
     import mlflow
@@ -440,6 +463,7 @@ def log_table(rows: list[dict], name: str) -> None:
         mlflow.log_table(data={k: [r.get(k) for r in rows] for k in rows[0]}, artifact_file=name)
 
 
+@main_process_only
 def log_figure(fig, name: str) -> None:
     import mlflow
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import settings
+from . import distributed, settings
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,12 @@ def fingerprint(*parts: Any) -> str:
 
 
 def resume_settings(train_cfg) -> dict:
-    return {k: v for k, v in train_cfg.model_dump().items() if k not in RESUME_SAFE_KEYS}
+    """What must not change for checkpoints to be resumed: the training block, less RESUME_SAFE_KEYS,
+    and the number of processes, which sets the effective batch (absent on one process)."""
+    kept = {k: v for k, v in train_cfg.model_dump().items() if k not in RESUME_SAFE_KEYS}
+    if distributed.world_size() > 1:
+        kept["processes"] = distributed.world_size()
+    return kept
 
 
 def prepare_checkpoint_dir(ckpt_dir: Path, fp: str) -> dict | None:
@@ -90,9 +95,15 @@ def prepare_checkpoint_dir(ckpt_dir: Path, fp: str) -> dict | None:
 
     Returns the state saved by the interrupted run (e.g. its MLflow run id), or None. When other
     checkpoints are wiped, ``{"superseded_run_id": ...}`` names their MLflow run, which nothing
-    will continue: left RUNNING by an interruption, it can then be closed.
+    will continue: left RUNNING by an interruption, it can then be closed. Of several processes the
+    main one decides (the others get None) and all leave once the folder is ready for resuming.
     """
-    ckpt_dir = Path(ckpt_dir)
+    state = _keep_or_wipe_checkpoints(Path(ckpt_dir), fp) if distributed.is_main_process() else None
+    distributed.barrier()
+    return state
+
+
+def _keep_or_wipe_checkpoints(ckpt_dir: Path, fp: str) -> dict | None:
     state_file = ckpt_dir / "resume.json"
     state = None
     if state_file.exists():
@@ -111,9 +122,11 @@ def prepare_checkpoint_dir(ckpt_dir: Path, fp: str) -> dict | None:
 
 
 def save_resume_state(ckpt_dir: Path, state: dict) -> None:
+    """Record what a resumed run continues (the main process's MLflow run); other processes write nothing."""
     from .io import write_json
 
-    write_json(Path(ckpt_dir) / "resume.json", state)
+    if distributed.is_main_process():
+        write_json(Path(ckpt_dir) / "resume.json", state)
 
 
 def last_checkpoint(ckpt_dir: Path) -> str | None:
@@ -202,6 +215,11 @@ def build_args(train_cfg, ckpt_dir: Path, device: str, precision: str, seed: int
         # instead), so finetune can stop a diverged training rather than save it.
         logging_nan_inf_filter=False,
     )
+    if distributed.world_size() > 1:
+        kwargs["ddp_backend"] = distributed.backend(device)
+        # Every parameter of our models takes part in each step's loss, so DDP need not search the
+        # graph for unused ones after each backward (and must not, with gradient checkpointing).
+        kwargs["ddp_find_unused_parameters"] = False
     if evaluate and best_metric:
         kwargs["metric_for_best_model"] = best_metric[0]
         kwargs["greater_is_better"] = best_metric[1]
@@ -227,14 +245,17 @@ def peak_rss_mb() -> float:
 
 
 def make_trainer(model, args, train_ds, eval_ds, collator, *, trainer_cls=None, **kwargs):
-    """A Trainer (or Seq2SeqTrainer) whose gradient accumulation matches the large batch."""
+    """A Trainer (or Seq2SeqTrainer) whose gradient accumulation, and processes, match the large batch."""
     from transformers import Trainer
 
     trainer = (trainer_cls or Trainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                                        data_collator=collator, **kwargs)
-    # Our models return a per-batch mean loss that ignores num_items_in_batch, but accept **kwargs,
-    # so transformers 5 would assume it is already scaled and skip dividing by the accumulation
-    # steps: gradients would grow with gradient_accumulation_steps (tests/test_training.py).
+    # Our models return a per-batch mean loss that ignores num_items_in_batch, but accept **kwargs.
+    # Taking them for models that normalise by the items of the whole step, transformers 5 would skip
+    # dividing the loss by the accumulation steps (tests/test_training.py) and, on several processes,
+    # multiply it by their number before DDP averages the gradients (tests/test_distributed.py):
+    # gradients would grow with either. Label smoothing then also averages over its micro-batch.
+    trainer.model_accepts_loss_kwargs = False
     trainer.loss_is_scaled_for_ga = False
     return trainer
 
@@ -245,6 +266,11 @@ def train(model, args, train_ds, eval_ds, collator, ckpt_dir: Path, *, callbacks
     """Run the Trainer, resuming from the last checkpoint in ``ckpt_dir`` when there is one."""
     from transformers import EarlyStoppingCallback
 
+    if auto_batch_size and distributed.world_size() > 1:
+        # A batch halved on the process that ran out of memory alone would leave the others waiting.
+        raise ConfigError(f"auto_batch_size: true does not work on {distributed.world_size()} processes "
+                          "(PIPELINES_NUM_PROCESSES): set a batch_size that fits and auto_batch_size: false, or "
+                          "train on one process")
     cbs = list(callbacks) + [_save_every_n_steps_callback(save_steps)]
     if early_stopping_patience and args.load_best_model_at_end:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
@@ -290,8 +316,9 @@ def train(model, args, train_ds, eval_ds, collator, ckpt_dir: Path, *, callbacks
         "examples_per_second": result.metrics.get("train_samples_per_second"),
         "tokens_per_second": (tokens * epochs_done / result.metrics["train_runtime"])
         if tokens and result.metrics.get("train_runtime") else None,
-        "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
-        * max(1, args.n_gpu if args.n_gpu else 1),
+        # train_batch_size counts the GPUs of DataParallel; world_size the processes of DDP.
+        "effective_batch_size": args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
+        "processes": args.world_size,
         "peak_rss_mb": peak_rss_mb(),
         "cuda_peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
         "device": str(args.device),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 
-from .. import sweep_trial, tracking
+from .. import distributed, sweep_trial, tracking
 from ..config import Params, flatten
 from ..errors import TrainingError
 from ..io import atomic_dir, content_hash, read_json, write_csv, write_json
@@ -63,6 +63,7 @@ def run(params: Params, project: str) -> dict:
     impl = task.impl()
     paths = ProjectPaths.of(project)
     device = resolve_device(params)
+    distributed.join(device)
     precision = resolve_precision(cfg.finetune, device, f"projects.{project}.finetune")
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
@@ -110,12 +111,15 @@ def run(params: Params, project: str) -> dict:
         losses, evals = curve_rows(outcome.log_history)
         best = outcome.trainer.state.best_metric
         report = {**outcome.report, "mlflow_run_id": run_id, "best_validation": best,
-                  "validation_metric": args.metric_for_best_model,
-                  **impl.training_diagnostics(outcome.trainer.model, dsd, collator, cfg)}
+                  "validation_metric": args.metric_for_best_model}
+        if distributed.is_main_process():  # for the report; the trained model alone, no collective
+            report.update(impl.training_diagnostics(outcome.trainer.model, dsd, collator, cfg))
         tracking.log_metrics({k: v for k, v in report.items() if k != "best_validation"}, prefix="train/")
         if best is not None:
             tracking.log_metrics({f"validation/best_{args.metric_for_best_model.removeprefix('eval_')}": best})
         check_source_gain(report, cfg.finetune.min_source_gain)
+    if not distributed.is_main_process():  # the main process writes the outputs
+        return report
     with atomic_dir(paths.finetuned) as tmp:
         outcome.trainer.save_model(str(tmp))
     write_csv(paths.plot("finetune_loss.csv"), losses, ["step", "epoch", "loss", "learning_rate"])

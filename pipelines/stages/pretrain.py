@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from .. import tracking
+from .. import distributed, tracking
 from ..config import Params, flatten
 from ..io import atomic_dir, content_hash, write_csv, write_json
 from ..paths import ProjectPaths
@@ -24,12 +24,13 @@ def run(params: Params, project: str) -> dict:
     task = get_task(cfg.task)
     paths = ProjectPaths.of(project)
     if not cfg.model.from_scratch:
-        with atomic_dir(paths.pretrained) as tmp:
-            write_json(tmp / paths.INIT_MARKER, {"checkpoint": cfg.model.init})
         report = {"pretrained": False, "init": cfg.model.init}
-        write_json(paths.report("pretrain"), report)
-        write_csv(paths.plot("pretrain_loss.csv"), [], ["step", "epoch", "loss", "learning_rate"])
-        logger.info("model.init=%s: no pretraining", cfg.model.init)
+        if distributed.is_main_process():
+            with atomic_dir(paths.pretrained) as tmp:
+                write_json(tmp / paths.INIT_MARKER, {"checkpoint": cfg.model.init})
+            write_json(paths.report("pretrain"), report)
+            write_csv(paths.plot("pretrain_loss.csv"), [], ["step", "epoch", "loss", "learning_rate"])
+            logger.info("model.init=%s: no pretraining", cfg.model.init)
         return report
 
     import datasets
@@ -37,6 +38,7 @@ def run(params: Params, project: str) -> dict:
 
     impl = task.impl()
     device = resolve_device(params)
+    distributed.join(device)
     precision = resolve_precision(cfg.pretrain, device, f"projects.{project}.pretrain")
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
@@ -64,6 +66,8 @@ def run(params: Params, project: str) -> dict:
         report = {**outcome.report, "pretrained": True, "eval_loss": final_eval.get("eval_loss"),
                   "mlflow_run_id": run_id}
         tracking.log_metrics(report, prefix="pretrain/")
+    if not distributed.is_main_process():  # the main process writes the outputs
+        return report
     with atomic_dir(paths.pretrained) as tmp:
         outcome.trainer.save_model(str(tmp))
     losses, _ = curve_rows(outcome.log_history)
