@@ -498,3 +498,28 @@ def test_artifact_keys_of_any_project_name_are_what_prefect_accepts():
         key = artifact_key(project, "pipeline-run")
         MarkdownArtifact(key=key, markdown="x")  # raises on a key Prefect refuses
     assert artifact_key("Reviews_EN", "retrain-check") == "reviews-en-retrain-check"
+
+
+def test_a_run_pulls_its_checkout_and_refuses_one_with_conflicting_changes(tmp_path):
+    from devsupport.team import git
+    from flows.checkout import pull_from_origin
+
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q")
+    (origin / "params.yaml").write_text("a: 1\n")
+    git(origin, "add", "-A")
+    git(origin, "commit", "-qm", "one")
+    git(tmp_path, "clone", "-q", str(origin), "clone")
+    clone = tmp_path / "clone"
+    assert "up to date" in pull_from_origin(clone)
+    (origin / "params.yaml").write_text("a: 2\n")
+    git(origin, "commit", "-qam", "two")
+    assert "pulled" in pull_from_origin(clone) and (clone / "params.yaml").read_text() == "a: 2\n"
+    (origin / "params.yaml").write_text("a: 3\n")
+    git(origin, "commit", "-qam", "three")
+    (clone / "params.yaml").write_text("a: local\n")  # a change the pull would overwrite
+    with pytest.raises(FlowError, match="commit or discard local changes"):
+        pull_from_origin(clone)
+    assert (clone / "params.yaml").read_text() == "a: local\n"  # nothing lost
+    assert "tracks no remote branch" in pull_from_origin(origin)
