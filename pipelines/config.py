@@ -68,6 +68,7 @@ MAX_SEED = 2**32 - 1
 
 
 class CommonConfig(Strict):
+    # Seeds every random choice: the builtin data, the split, weight initialisation, masking and batch order.
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
 
 
@@ -82,8 +83,11 @@ REGISTRY_NAME = re.compile(r"^[A-Za-z0-9_.-]*$")
 
 
 class TrackingConfig(Strict):
+    # Each project's runs go to the MLflow experiment `<experiment_prefix>-<project>`.
     experiment_prefix: Annotated[str, Field(min_length=1, max_length=200)] = "nlp-pipelines"
+    # Each project's model is registered as `<registered_model_prefix><project>`.
     registered_model_prefix: Annotated[str, Field(max_length=200)] = ""
+    # export registers a version and moves `champion` (true), or writes the export folder only (false).
     register_model: bool = True
     # Fail an export when the registry update fails (True), or keep the exported files and warn.
     registry_required: bool = True
@@ -108,6 +112,7 @@ HF_SOURCE = re.compile(r"^hf:[^:\s]+(:[^:\s]+)?$")
 class DataConfig(Strict):
     # builtin | a local file or folder | hf:<dataset id>[:<config>]
     source: str = "builtin"
+    # Examples the builtin generator makes (data.source: builtin only).
     builtin_size: Annotated[int, Field(ge=50, le=1_000_000)] = 4000
     # Replace undecodable bytes (and count them) or stop with an error.
     on_bad_utf8: Literal["replace", "error"] = "replace"
@@ -160,27 +165,40 @@ class DataConfig(Strict):
 
 
 class ClassificationData(DataConfig):
+    # The column of the source that holds the text to classify.
     text_field: str = "text"
+    # The column that holds the class: one string or integer per row.
     label_field: str = "label"
 
 
 class TranslationData(DataConfig):
+    # The column of the source that holds the text to translate.
     source_field: str = "source"
+    # The column that holds its translation.
     target_field: str = "target"
+    # Language code of the source side: recorded with the run's settings and in export.json; no stage reads it.
     source_lang: str = "en"
+    # Language code of the target side: recorded like source_lang; no stage reads it.
     target_lang: str = "de"
 
 
 class SummarizationData(DataConfig):
+    # The column of the source that holds the document to summarise.
     document_field: str = "document"
+    # The column that holds its summary (the training target and the first reference).
     summary_field: str = "summary"
+    # A column of further reference summaries (a list or one string per row), scored with the first; null: none.
     references_field: str | None = None
 
 
 class CleanConfig(Strict):
+    # Unicode normal form of every text; NFKC also folds compatibility forms (ligatures, full-width letters).
     unicode_form: Literal["NFC", "NFKC"] = "NFKC"
+    # Remove HTML tags and decode HTML entities in every text field.
     strip_html: bool = True
+    # Drop a row when any of its text fields is shorter than this many characters after cleaning.
     min_chars: Annotated[int, Field(ge=0)] = 3
+    # Drop a row when any of its text fields is longer than this many characters after cleaning.
     max_chars: PositiveInt = 2000
     # For pairs (translation, summarization): longest / shortest side in characters.
     max_length_ratio: Annotated[float, Field(gt=1)] = 4.0
@@ -195,23 +213,30 @@ class CleanConfig(Strict):
 
 
 class SplitConfig(Strict):
+    # Share of the examples carved out (stratified by label) as validation when the source brings none.
     validation_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    # Share carved out (stratified by label) as test when the source brings none and data.eval_source is unset.
     test_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
     # Fraction of test (or validation) texts also found in train above which split fails.
     max_leakage: Fraction = 0.0
 
 
 class TokenizerConfig(Strict):
+    # Subword algorithm of the tokenizer trained on the train split (model.init: scratch; a checkpoint brings its own).
     type: Literal["wordpiece", "bpe", "unigram"] = "wordpiece"
+    # Target size of each vocabulary trained here, in tokens.
     vocab_size: Annotated[int, Field(ge=100, le=500_000)] = 4000
     # WordPiece and BPE: a merge must occur this often in the training text to enter the vocabulary.
     # 1 lets every training word become one token (on SST-2 that lifted accuracy, docs/benchmark-findings.md); the
     # Unigram trainer has no such threshold.
     min_frequency: Annotated[int, Field(ge=1)] = 2
+    # The tokenizer trained here lowercases its input; while true, translation's BLEU and chrF ignore case.
     lowercase: bool = True
+    # Inputs are truncated to this many tokens; it also sizes a scratch model's position table.
     max_length: Annotated[int, Field(ge=8, le=8192)] = 128
-    # Translation only: one vocabulary for both languages, or one each.
+    # Sequence-to-sequence only: one vocabulary for input and target (BART, MBart), or one each (Marian).
     shared_vocab: bool = True
+    # Sequence-to-sequence only: targets are truncated to this many tokens, and validation generates up to it.
     max_target_length: Annotated[int, Field(ge=4, le=8192)] = 64
 
 
@@ -229,12 +254,19 @@ MAX_SCRATCH_PARAMETERS = 2_000_000_000
 class ModelConfig(Strict):
     # scratch, or a checkpoint: a hub id (needs the hub) or a local folder.
     init: str = "scratch"
+    # Width of the hidden states (embedding size) of a model built from scratch; a multiple of num_heads.
     hidden_size: Width = 128
+    # Transformer blocks of the encoder built from scratch (the classifier's BERT, or the seq2seq encoder).
     num_layers: Depth = 2
+    # Sequence-to-sequence only: transformer blocks of the decoder built from scratch.
     num_decoder_layers: Depth = 2
+    # Attention heads in every attention module of a model built from scratch.
     num_heads: Heads = 2
+    # Inner width of each block's feed-forward layer in a model built from scratch.
     intermediate_size: FfnWidth = 256
+    # Dropout probability in a model built from scratch (a checkpoint keeps its own).
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    # Attention kernel: sdpa (PyTorch's scaled_dot_product_attention) or eager (plain matrix products).
     attention: Literal["sdpa", "eager"] = "sdpa"
     # Where the encoder-decoder built from scratch normalises: post (BART, as published) or pre
     # (MBart: layer norm before each block, steadier at higher learning rates). The classifier's
@@ -255,35 +287,52 @@ class ModelConfig(Strict):
 
 
 class TrainConfig(Strict):
+    # Passes over the training split; a fraction stops part-way through (max_steps above 0 overrides it).
     epochs: Annotated[float, Field(gt=0, le=1000)] = 1
+    # Examples per micro-batch on each process (one step: batch_size x accumulation steps x processes).
     batch_size: PositiveInt = 32
+    # Peak AdamW learning rate, reached after warmup and decayed linearly to 0.
     learning_rate: PositiveFloat = 5e-4
+    # AdamW weight decay (biases and layer norms are not decayed).
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    # Share of the optimizer steps over which the learning rate rises linearly from 0.
     warmup_ratio: Fraction = 0.1
+    # Micro-batches whose gradients are summed into one optimizer step.
     gradient_accumulation_steps: PositiveInt = 1
+    # The gradient's norm is clipped to this value before each optimizer step.
     max_grad_norm: PositiveFloat = 1.0
-    # fp32, or bf16 / fp16 autocast. fp16 needs CUDA; bf16 on CPU needs a processor that has it.
+    # fp32, or bf16 / fp16 autocast (fp16 needs CUDA, bf16 on CPU a processor that has it); auto: bf16 on CUDA
+    # where supported, else fp16; fp32 on CPU.
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     # What to do when precision cannot be used on this device: error, or fall back to fp32 and warn.
     precision_fallback: bool = False
+    # Recompute activations in the backward pass instead of keeping them: less memory, slower steps.
     gradient_checkpointing: bool = False
+    # Batches of examples of similar length (less padding) instead of random batches.
     group_by_length: bool = False
+    # On out of memory, halve batch_size and double the accumulation steps (same effective batch); one process only.
     auto_batch_size: bool = False
     # Saves a resumable checkpoint every this many optimizer steps (and at each epoch end).
     save_steps: PositiveInt = 50
+    # Logs the training loss and learning rate (MLflow, the loss curve) every this many optimizer steps.
     logging_steps: PositiveInt = 10
+    # Stop after this many optimizer steps, whatever epochs says; -1: train for epochs.
     max_steps: int = -1
 
 
 class PretrainConfig(TrainConfig):
+    # Classification: share of tokens the masked-language-model pretraining masks and predicts.
     mlm_probability: Annotated[float, Field(gt=0, lt=1)] = 0.15
     # Seq2seq denoising: fraction of tokens masked in spans of mean length span_length.
     mask_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    # Seq2seq denoising: mean length in tokens of a masked span (Poisson, at least 1).
     span_length: Annotated[float, Field(ge=1)] = 3.0
 
 
 class FinetuneConfig(TrainConfig):
+    # Stop after this many epochs without a better validation primary metric (the best is kept); 0: never.
     early_stopping_patience: Annotated[int, Field(ge=0)] = 2
+    # Share of the target probability spread over the whole vocabulary or label set; 0: plain cross-entropy.
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # Seq2seq: validation generates on at most this many examples each epoch.
     validation_generate_samples: PositiveInt = 200
@@ -315,17 +364,23 @@ class DistillationConfig(TrainConfig):
     """Knowledge distillation of the fine-tuned model (teacher) into a smaller ``student`` variant,
     trained like every other training (its settings are those of pretrain and finetune)."""
 
+    # Make the `student` variant.
     enabled: bool = False
     # Student shape; null keeps the teacher's value, `half` takes half the teacher's layers (at least
     # one), whatever its depth: a 6-layer checkpoint gets a 3-layer student. Layers are initialised
     # from every k-th teacher layer wherever the shapes match (same width).
     num_layers: Depth | Literal["half"] | None = "half"
-    num_decoder_layers: Depth | Literal["half"] | None = "half"  # seq2seq only
+    # Seq2seq only: the student's decoder blocks; null keeps the teacher's, `half` takes half (at least one).
+    num_decoder_layers: Depth | Literal["half"] | None = "half"
+    # The student's width; null keeps the teacher's (a narrower student copies no weights from it).
     hidden_size: Width | None = None
+    # The student's attention heads per module; null keeps the teacher's.
     num_heads: Heads | None = None
+    # The student's feed-forward width; null keeps the teacher's.
     intermediate_size: FfnWidth | None = None
     # Loss: alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy.
     temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
+    # Weight of the soft (teacher) part of the loss above; 1 - alpha goes to the cross-entropy with the labels.
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     @model_validator(mode="after")
@@ -382,19 +437,26 @@ class CompressConfig(Strict):
 
 
 class EvaluateConfig(Strict):
+    # Examples per batch when evaluate, serving and predict run the model.
     batch_size: PositiveInt = 64
+    # The first this many test predictions go to the MLflow run's evaluate/sample_predictions.json.
     sample_predictions: Annotated[int, Field(ge=0)] = 20
-    max_examples: int = -1  # -1: the whole test split
+    # Score only the first this many test examples; -1 (or 0): the whole test split.
+    max_examples: int = -1
 
 
 class GenerationEvaluateConfig(EvaluateConfig):
     """Seq2seq evaluation generates with batched beam search."""
 
+    # Beams of the beam search (1: greedy); also the exported model's and serving's default.
     num_beams: PositiveInt = 4
+    # Beam scores are divided by length ** length_penalty: above 0 favours longer outputs, below 0 shorter.
     length_penalty: float = 1.0
+    # Longest output in tokens; it must fit the position table of a model built from scratch.
     max_new_tokens: PositiveInt = 64
     # An empty translation or summary is never right; a young model's first choice is often EOS.
     min_new_tokens: Annotated[int, Field(ge=0)] = 1
+    # No n-gram of this many tokens appears twice in an output; 0: no such rule.
     no_repeat_ngram_size: Annotated[int, Field(ge=0)] = 0
     # auto: the project's beam search (pipelines/decoding.py) where it gives model.generate's
     # outputs, faster on CPU; generate: always transformers' model.generate.
@@ -421,9 +483,13 @@ class ExportConfig(Strict):
     # CPU latency (median, measured by compress) is within latency_budget_ms.
     variant: Literal["full", "int8", "pruned", "pruned_int8", "student", "student_int8", "ort_fp32", "ort_int8",
                      "best_under_latency"] = "full"
+    # Batch-1 median CPU latency budget in milliseconds; required by variant best_under_latency, refused otherwise.
     latency_budget_ms: PositiveFloat | None = None
+    # Also write the exported model as ONNX (seq2seq: two graphs), checked against PyTorch under ONNX Runtime.
     onnx: bool = True
+    # ONNX opset version the graph is exported with.
     onnx_opset: Annotated[int, Field(ge=14, le=23)] = 18
+    # Largest absolute difference allowed between ONNX Runtime's and PyTorch's outputs; above it export fails.
     onnx_atol: PositiveFloat = 1e-4
     # A champion whose model cannot be loaded to score it on the new test data (deleted artifacts,
     # an incompatible format) is kept, or replaced by the new version; the reason says which.
@@ -525,6 +591,7 @@ class ProjectBase(Strict):
 
 
 class ClassificationProject(ProjectBase):
+    # Required in every project block: a classification project labels texts (BERT; primary metric accuracy).
     task: Literal["classification"] = "classification"
     data: ClassificationData = ClassificationData()
 
@@ -582,11 +649,13 @@ class Seq2SeqProject(ProjectBase):
 
 
 class TranslationProject(Seq2SeqProject):
+    # Required in every project block: a translation project maps source to target text (primary metric BLEU).
     task: Literal["translation"] = "translation"
     data: TranslationData = TranslationData()
 
 
 class SummarizationProject(Seq2SeqProject):
+    # Required in every project block: a summarization project summarises documents (primary metric ROUGE-L).
     task: Literal["summarization"] = "summarization"
     data: SummarizationData = SummarizationData()
 
@@ -771,7 +840,8 @@ def parse_params(raw: Any, source: str = DEFAULT_PARAMS, *, training_paths_absen
     ``training_paths_absent``: skip the checks that the data source and the checkpoint folder exist,
     for a machine that only predicts with a model trained elsewhere."""
     if raw is None:
-        raise ConfigError(f"{source} is empty; copy the README's params.yaml to start")
+        raise ConfigError(f"{source} is empty; start from the 'projects:' block in the README's Concepts "
+                          "section (more in docs/projects.md)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must hold a mapping of blocks at the top level, got {type(raw).__name__}")
     problems: list[str] = []

@@ -397,3 +397,16 @@ def test_the_params_reference_is_current():
     from pipelines.params_reference import render
 
     assert (REPO / "docs" / "params.md").read_text() == render()
+
+
+def test_every_setting_in_the_params_reference_says_what_it_means():
+    """A row with an empty meaning is a setting a user has to read the code for: give its field a
+    comment in pipelines/config.py, on the line above it."""
+    from pipelines import config
+    from pipelines.params_reference import rows
+
+    models = [(config.CommonConfig, "common."), (config.RuntimeConfig, "runtime."),
+              (config.TrackingConfig, "tracking.")] + [(m, f"{t}:") for t, m in config.TASK_CLASSES.items()]
+    entries = [row for model, prefix in models for row in rows(model, prefix)]
+    assert len(entries) > 300  # every table, not a vacuous check
+    assert [key for key, _, _, meaning in entries if not meaning.strip()] == []
