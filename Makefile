@@ -37,7 +37,7 @@ bench: setup  ## the benchmarks; results in benchmarks/results/ and benchmarks/R
 	python -m benchmarks.run
 
 # A sweep of the classification demo's learning rate and width, 8 TPE trials; any project, keys and
-# ranges work the same way (README, "Tuning: sweeps").
+# ranges work the same way (docs/sweeps.md).
 SWEEP ?= -S 'finetune.learning_rate=loguniform(1e-4,3e-3)' -S 'model.hidden_size=choice(64,128)' --trials 8
 sweep: setup  ## a TPE sweep of the classification demo (SWEEP= sets its options)
 	python -m pipelines sweep classification $(SWEEP) --sampler tpe --apply best

@@ -59,9 +59,9 @@ def apply_overrides(root: Path, project: str, overrides: dict[str, Any]) -> list
     """Write ``overrides`` into the checkout's params.yaml (comments kept), after checking that the
     result validates with ``python -m pipelines check``; params.yaml is untouched when it does not.
 
-    Like ``dvc exp run -S``, the values stay in params.yaml afterwards (``params_restored`` puts the
-    file back), so the checkout always says which settings its outputs were made with. Returns the
-    keys that changed value.
+    The values stay in params.yaml until the caller puts the file back: the pipeline flow runs inside
+    ``params_restored``, which restores it when the run ends (unless ``keep_overrides``); the values a
+    run used stay in its MLflow run and in dvc.lock. Returns the keys that changed value.
     """
     own = f"projects.{project}."
     outside = [k for k in overrides

@@ -93,8 +93,8 @@ def _masked_positions_mlm():
         The output layer spans the whole vocabulary (SST-2 at word level: 20,892 entries), and
         BertForMaskedLM applies it to every position although the loss reads the ~15% that are
         masked. Same weights, same loss (the mean cross-entropy over masked positions): one SST-2 epoch
-        of the benchmark's former 4-layer, 256-wide model took 90 s instead of 310 s on one thread,
-        with the same losses to the sixth digit, and 1.55 GB of memory instead of 2.45 GB. The saved
+        of a 4-layer, 256-wide model takes 90 s instead of 310 s on one thread, with the same losses to
+        the sixth digit, and 1.55 GB of memory instead of 2.45 GB (docs/benchmark-findings.md). The saved
         folder (model_type bert) loads with AutoModelForMaskedLM, or as the encoder of a classifier.
         """
 
