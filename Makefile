@@ -3,6 +3,8 @@
 #   make test   install (first time) and run the test suite (what CI runs)
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# For the programs make starts itself (dvc, mlflow ui), which read these before any code of the
+# project runs; the project's commands set them from pipelines/settings.py (ENVIRONMENT_DEFAULTS).
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false

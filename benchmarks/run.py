@@ -10,11 +10,9 @@ import argparse
 import importlib
 import json
 import logging
-import os
+from pathlib import Path
 
 from .common import RESULTS
-
-from pathlib import Path
 
 # Every benchmarks/bench_<name>.py is a benchmark.
 NAMES = tuple(sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py")))
@@ -57,9 +55,9 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(NAMES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for var, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("PIPELINES_PROGRESS", "0"),
-                       ("MLFLOW_DISABLE_TELEMETRY", "true"), ("DVC_NO_ANALYTICS", "1")):
-        os.environ.setdefault(var, value)
+    from pipelines import settings
+
+    settings.apply_environment_defaults(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PIPELINES_PROGRESS="0")
     for name in args.names or NAMES:
         module = importlib.import_module(f"benchmarks.bench_{name}")
         kwargs = ({"skip_real": args.skip_real, "skip_default": args.skip_default}

@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pipelines import settings
+
 from .workspace import pipeline_env
 
 
@@ -107,7 +109,7 @@ class MlflowServer:
         cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
                "--workers", "1", "--backend-store-uri", f"sqlite:///{self.store / 'mlflow.db'}",
                "--default-artifact-root", str(self.store / "artifacts")]
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env = settings.apply_environment_defaults(dict(os.environ))
         env.pop("MLFLOW_TRACKING_URI", None)
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.store, env=env, stdout=log, stderr=subprocess.STDOUT,

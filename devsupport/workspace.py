@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from pipelines import settings
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -51,10 +53,10 @@ def pipeline_env(root: Path, **extra) -> dict:
     env.update({
         "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
         "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1", "PIPELINES_PROGRESS": "0",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "PIPELINES_PROGRESS": "0",
         "PYTHONPATH": str(root),
     })
+    settings.apply_environment_defaults(env)
     env.pop("PIPELINES_ROOT", None)
     env.update(extra)
     return env
