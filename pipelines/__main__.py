@@ -220,6 +220,10 @@ def build_sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the sweep's name; the same name resumes it (default: <sampler>-<project>)")
     p.add_argument("--apply", choices=("best",), help="apply the best trial to the workspace and score the test "
                                                        "split once with evaluate")
+    p.add_argument("--pool", metavar="POOL", help="run the trials on the workers of this Prefect work pool (gpu), "
+                                                  "one per GPU slot, instead of here (docs/sweeps.md)")
+    p.add_argument("--storage", metavar="URL", help="the study's Optuna storage (default: sqlite in "
+                                                    "sweeps/<project>/); with --pool, a database the workers reach")
     return p
 
 
@@ -228,6 +232,9 @@ def sweep_main(argv: list[str]) -> int:
 
     def run() -> int:
         _start(args.log_level)
+        # The summary on stdout is JSON; with a tracking server MLflow would print a "View run" line
+        # there too (the parent run's id is in the summary).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         from . import sweep
         from .config import load_params
         from .paths import repo_root
@@ -235,9 +242,15 @@ def sweep_main(argv: list[str]) -> int:
         root = repo_root()
         load_params(root / "params.yaml").project(args.project)  # a misspelt project: the list of projects
         dims = [sweep.parse_dimension(spec, args.project) for spec in args.dimensions]
+        trials_on = None
+        if args.pool:
+            from flows.sweep import PoolTrials
+
+            trials_on = PoolTrials(root, args.project, args.pool)
         runner = sweep.Sweep(root, args.project, dims, sampler=args.sampler, trials=args.trials,
                              budget_minutes=args.budget_minutes, jobs=args.jobs, pruner=args.pruner,
-                             name=args.name or f"{args.sampler}-{args.project}")
+                             name=args.name or f"{args.sampler}-{args.project}", storage=args.storage,
+                             trials_on=trials_on)
         summary = runner.run()
         if args.apply:
             summary["applied"] = sweep.apply_best(root, args.project, summary)

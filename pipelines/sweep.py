@@ -3,7 +3,8 @@ chosen on the validation split only, tracked as a child run of one MLflow run pe
 
     python -m pipelines sweep PROJECT -S 'finetune.learning_rate=loguniform(1e-4,1e-2)' \\
         -S 'model.hidden_size=choice(128,256)' [--sampler grid|tpe|random] [--trials N] \\
-        [--budget-minutes M] [--jobs J] [--pruner median|halving|none] [--name NAME] [--apply best]
+        [--budget-minutes M] [--jobs J] [--pruner median|halving|none] [--name NAME] [--apply best] \\
+        [--pool gpu] [--storage URL]
 
 A dimension is ``KEY=choice(v1,v2,...)``, ``KEY=range(low,high[,step])`` (whole numbers when both
 ends are) or ``KEY=loguniform(low,high)``; KEY is a setting of the project block
@@ -22,6 +23,10 @@ trial that trails is stopped (its stage exits with sweep_trial.PRUNED_EXIT, so n
 an experiment) and recorded as pruned, not failed. A trial that fails is recorded with its error and
 the sweep goes on. With ``--apply best`` the best trial is applied to the workspace and ``evaluate``
 scores the test split once, for that configuration.
+
+With ``--pool gpu`` the trials run on the workers of that Prefect work pool instead of here, one per
+GPU slot, the rest queued (flows/sweep.py); ``--storage URL`` puts the study in a database the
+workers reach.
 """
 
 from __future__ import annotations
@@ -189,12 +194,42 @@ def _dvc_override(raw: dict, project: str, key: str, value: Any) -> str:
     return f"{'' if present else '+'}projects.{project}.{key}={json.dumps(value)}"
 
 
+class LocalTrials:
+    """Runs each trial on this machine: ``dvc exp run --temp`` in a temporary copy of the workspace."""
+
+    where = "this machine"
+
+    def __init__(self, root: Path, project: str):
+        self.root, self.project = root, project
+
+    def check(self, storage: str, tracking_uri: str) -> None:
+        """Nothing to check: the trials reach this machine's study storage and MLflow store."""
+
+    def stop(self) -> None:
+        """Nothing to stop: the trials' processes get the same Ctrl-C as the sweep."""
+
+    def run(self, experiment: str, overrides: list[str], sweep_env: dict[str, str]) -> tuple[int, str]:
+        """Run one trial; its exit code and what it printed."""
+        cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", experiment]
+        for o in overrides:
+            cmd += ["-S", o]
+        cmd.append(f"finetune@{self.project}")
+        env = {**os.environ, **sweep_env}
+        env.pop("PIPELINES_ROOT", None)
+        proc = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True)
+        return proc.returncode, proc.stdout + proc.stderr
+
+
 class Sweep:
     def __init__(self, root: Path, project: str, dimensions: list[Dimension], *, sampler: str, trials: int | None,
-                 budget_minutes: float | None, jobs: int, pruner: str, name: str):
+                 budget_minutes: float | None, jobs: int, pruner: str, name: str, storage: str | None = None,
+                 trials_on=None):
+        """``storage``: the Optuna storage URL (default: a SQLite file in sweeps/<project>/);
+        ``trials_on``: what runs each trial (default: LocalTrials, this machine)."""
         from .config import parse_params
 
         self.root, self.project, self.dimensions = root, project, dimensions
+        self.trials_on = trials_on or LocalTrials(root, project)
         self.raw = yaml.safe_load((root / "params.yaml").read_text())
         validate(dimensions, self.raw, project)
         self.params = parse_params(self.raw)
@@ -212,7 +247,7 @@ class Sweep:
         self.budget = budget_minutes * 60 if budget_minutes else None
         folder = root / "sweeps" / project
         folder.mkdir(parents=True, exist_ok=True)
-        self.storage = f"sqlite:///{folder / f'{name}.db'}"
+        self.storage = storage or f"sqlite:///{folder / f'{name}.db'}"
         self.lock = threading.Lock()
 
     def _study(self):
@@ -267,6 +302,7 @@ class Sweep:
             lock.release()
 
     def _run(self, optuna, tracking) -> dict:
+        self.trials_on.check(self.storage, tracking.tracking_uri())
         study = self._study()
         # Trials a killed sweep left running (no other process holds the sweep's lock) run again,
         # with the configuration they were given; the finished ones are not run again.
@@ -277,8 +313,8 @@ class Sweep:
         parent = self._parent_run(study)
         started = time.monotonic()
         outcomes, stopped_by_budget = [], False
-        logger.info("sweep %s of %s: %d trial(s) done, %d to run (%s, %d at a time)", self.name, self.project,
-                    finished, remaining, self.sampler, self.jobs)
+        logger.info("sweep %s of %s: %d trial(s) done, %d to run (%s, %d at a time, on %s)", self.name, self.project,
+                    finished, remaining, self.sampler, self.jobs, self.trials_on.where)
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             running: set = set()
             launched = 0
@@ -297,7 +333,13 @@ class Sweep:
                     launched += 1
                 if not running:
                     break
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                try:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    # Trials elsewhere do not get this process's Ctrl-C: stop them, so that the
+                    # sweep started again runs them afresh instead of beside their old selves.
+                    self.trials_on.stop()
+                    raise
                 outcomes += [f.result() for f in finished]
         return self._report(study, parent, outcomes, stopped_by_budget, time.monotonic() - started, tracking)
 
@@ -320,25 +362,19 @@ class Sweep:
 
         experiment = f"{self.name}-{trial.number}"
         overrides = [_dvc_override(self.raw, self.project, k, v) for k, v in trial.params.items()]
-        cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", experiment]
-        for o in overrides:
-            cmd += ["-S", o]
-        cmd.append(f"finetune@{self.project}")
-        env = {**os.environ, ENV_STORAGE: self.storage, ENV_STUDY: self.name, ENV_TRIAL: str(trial._trial_id),
-               ENV_PRUNER: self.pruner, ENV_PARENT: parent,
-               # the temporary workspace must log into this project's store, not one of its own
-               "MLFLOW_TRACKING_URI": tracking.tracking_uri(),
-               # The pruner's verdict stops the Trainer of the process that asked: on one of several
-               # processes it would stop alone and leave the others waiting.
-               "PIPELINES_NUM_PROCESSES": "1"}
-        env.pop("PIPELINES_ROOT", None)
+        sweep_env = {ENV_STORAGE: self.storage, ENV_STUDY: self.name, ENV_TRIAL: str(trial._trial_id),
+                     ENV_PRUNER: self.pruner, ENV_PARENT: parent,
+                     # the temporary workspace must log into this project's store, not one of its own
+                     "MLFLOW_TRACKING_URI": tracking.tracking_uri(),
+                     # The pruner's verdict stops the Trainer of the process that asked: on one of
+                     # several processes it would stop alone and leave the others waiting.
+                     "PIPELINES_NUM_PROCESSES": "1"}
         logger.info("trial %d: %s", trial.number, ", ".join(f"{k}={v}" for k, v in trial.params.items()))
         begin = time.monotonic()
-        proc = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True)
+        returncode, text = self.trials_on.run(experiment, overrides, sweep_env)
         seconds = time.monotonic() - begin
         outcome = Outcome(trial.number, experiment, dict(trial.params), "failed", seconds=seconds)
-        text = proc.stdout + proc.stderr
-        if proc.returncode != 0:
+        if returncode != 0:
             if PRUNED_MESSAGE in text:
                 outcome.state = "pruned"
                 with self.lock:
@@ -347,7 +383,7 @@ class Sweep:
                 lines = [line for line in text.splitlines() if line.strip()]
                 errors = [line for line in lines if line.startswith("error:")] or \
                     [line for line in lines if "error" in line.lower()]
-                outcome.error = (errors[-1] if errors else (lines[-1] if lines else f"exit code {proc.returncode}"))[-500:]
+                outcome.error = (errors[-1] if errors else (lines[-1] if lines else f"exit code {returncode}"))[-500:]
                 with self.lock:
                     trial.set_user_attr("error", outcome.error)
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -357,7 +393,10 @@ class Sweep:
         import dvc.api
 
         try:
-            report = dvc.api.metrics_show(f"reports/{self.project}/finetune.json", repo=str(self.root), rev=experiment)
+            # The experiment's own report: metrics_show would also read the workspace's, which a
+            # checkout that sends its trials to workers may never have made.
+            report = json.loads(dvc.api.read(f"reports/{self.project}/finetune.json", repo=str(self.root),
+                                             rev=experiment))
             outcome.value = float(report["best_validation"])
         except Exception as exc:  # the experiment ran but its validation cannot be read: a failed trial
             outcome.error = f"validation metric of experiment {experiment} not readable: {exc}"[:500]
@@ -386,7 +425,7 @@ class Sweep:
         best = study.best_trial if complete else None
         summary = {
             "sweep": self.name, "project": self.project, "sampler": self.sampler, "metric": f"validation {self.metric}",
-            "trials_this_run": len(outcomes), "stopped_by_budget": stopped_by_budget, "seconds": round(seconds, 1),
+            "trials_on": self.trials_on.where, "trials_this_run": len(outcomes), "stopped_by_budget": stopped_by_budget, "seconds": round(seconds, 1),
             "counts": {s: sum(1 for r in rows if r["state"] == s) for s in ("complete", "pruned", "fail")},
             "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
                                                "experiment": best.user_attrs.get("experiment")},

@@ -315,11 +315,16 @@ def test_prefect_yaml_declares_a_scheduled_gpu_deployment_per_project():
     from flows.deploy import load_deployments
 
     declared = load_deployments(REPO)
+    retraining = [d for d in declared if d["name"].startswith("retrain-")]
     projects = yaml.safe_load((REPO / "params.yaml").read_text())["projects"]
-    assert sorted(d["parameters"]["project"] for d in declared) == sorted(projects)
-    for d in declared:
+    assert sorted(d["parameters"]["project"] for d in retraining) == sorted(projects)
+    for d in retraining:
         assert d["work_pool"]["name"] == "gpu" and d["entrypoint"] == "flows/pipeline.py:retrain"
         assert d["schedules"] and all(len(s["cron"].split()) == 5 for s in d["schedules"])
+    # a sweep's trials go to the same pool, submitted by the sweep, never on a schedule
+    (trial,) = [d for d in declared if not d["name"].startswith("retrain-")]
+    assert trial["name"] == "sweep-trial" and trial["entrypoint"] == "flows/sweep.py:sweep_trial"
+    assert trial["work_pool"]["name"] == "gpu" and not trial.get("schedules")
 
 
 # --------------------------------------------------------------------------- against a server and worker
@@ -329,7 +334,8 @@ def test_deployments_carry_the_configured_schedules(deployed, checkout):
     from flows.deploy import load_deployments
 
     declared = {d["name"]: d for d in load_deployments(checkout)}
-    assert list(deployed) == ["retrain-classification"]  # the checkout's params.yaml has only classification
+    # the checkout's params.yaml has only classification; sweep trials serve every project
+    assert list(deployed) == ["retrain-classification", "sweep-trial"]
     with client() as c:
         dep = c.read_deployment_by_name(DEPLOYMENT)
         pool = c.read_work_pool("gpu")

@@ -4,8 +4,9 @@ repository and each standing for a machine with one GPU slot (PIPELINES_MACHINE,
 
 Three flow runs of two projects go to the pool at once: the workers share them, never train two at
 a time each, and register every model in the one registry; then a fresh third clone restores every
-stage from the remote (`dvc repro --pull`) without running one. The GPU slot itself is tested on its
-own: a run waits while the machine's slots are taken, and gets a GPU nobody else holds.
+stage from the remote (`dvc repro --pull`) without running one, and a sweep from it sends its trials
+to the workers. The GPU slot itself is tested on its own: a run waits while the machine's slots are
+taken, and gets a GPU nobody else holds.
 Servers and workers run in their own process groups and are stopped by PID at the end.
 """
 
@@ -75,6 +76,31 @@ def test_bad_slot_settings_are_refused_naming_the_variable(variable, value, allo
     assert proc.returncode == 2 and f"{variable}={value!r}" in proc.stderr and allowed in proc.stderr
 
 
+def test_a_sweep_on_the_pool_refuses_what_the_workers_cannot_reach(tmp_path, monkeypatch):
+    """Checked before any trial is submitted, each with its fix (no server is contacted for these)."""
+    from devsupport.team import git
+    from flows.sweep import PoolTrials
+    from pipelines.errors import PipelineError
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    git(tmp_path, "init", "-q")
+    trials = PoolTrials(tmp_path, "reviews", "gpu")
+    with pytest.raises(PipelineError, match="set MLFLOW_TRACKING_URI to the team's tracking server"):
+        trials.check("sqlite:////tmp/study.db", f"sqlite:///{tmp_path}/mlflow.db")
+    with pytest.raises(PipelineError, match="no Git remote 'origin'"):
+        trials.check("sqlite:////tmp/study.db", "http://127.0.0.1:5000")
+
+
+def test_a_trial_on_a_machine_without_the_study_file_fails_naming_the_fix(tmp_path):
+    from flows.sweep import _local_sqlite_missing
+
+    study = tmp_path / "study.db"
+    assert _local_sqlite_missing(f"sqlite:///{study}") == study
+    study.write_bytes(b"")
+    assert _local_sqlite_missing(f"sqlite:///{study}") is None
+    assert _local_sqlite_missing("postgresql://optuna@db/optuna") is None
+
+
 # --------------------------------------------------------------------------- two workers, two clones
 @pytest.fixture(scope="module")
 def crew(prefect_api, tmp_path_factory):
@@ -136,3 +162,80 @@ def test_a_fresh_clone_restores_every_stage_from_the_remote(crew):
                             capture_output=True, text=True, timeout=300)
     assert yaml.safe_load(status.stdout) in ({}, None) or set(yaml.safe_load(status.stdout)) <= {
         f"ingest@{p}" for p in PROJECTS}, status.stdout
+
+
+# --------------------------------------------------------------------------- a sweep on the pool
+def test_a_sweep_fans_its_trials_out_to_the_workers_one_per_gpu_slot(crew, prefect_api):
+    """`pipelines sweep --pool gpu` from a third clone: each trial a flow run of the sweep-trial
+    deployment on a worker, holding its machine's one slot; the experiments come back to the sweep's
+    checkout (`dvc exp show`) and the trials' MLflow runs are children of the sweep's."""
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from flows.sweep import DEPLOYMENT
+
+    sweeper = crew.clone("clone-sweeper")
+    env = pipeline_env(sweeper, **prefect_api["env"], MLFLOW_TRACKING_URI=crew.mlflow.url)
+    sweep = [sys.executable, "-m", "pipelines", "sweep", "reviews", "-S", "finetune.learning_rate=choice(0.001,0.003)",
+             "--sampler", "grid", "--pool", "gpu", "--jobs", "2", "--pruner", "none", "--name", "fan"]
+
+    # a change the workers would not see is refused before any trial is submitted
+    params = sweeper / "params.yaml"
+    original = params.read_text()
+    params.write_text(original + "\n# local edit\n")
+    refused = subprocess.run(sweep, cwd=sweeper, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "commit and push them first" in refused.stderr, refused.stderr[-2000:]
+    params.write_text(original)
+
+    proc = subprocess.run(sweep, cwd=sweeper, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:] + crew.logs()
+    summary = json.loads(proc.stdout)
+    assert summary["counts"]["complete"] == 2 and "pool 'gpu'" in summary["trials_on"], summary
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(DEPLOYMENT)
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])))
+    assert sorted(r.name for r in runs) == ["fan-0", "fan-1"] and all(r.state.is_completed() for r in runs)
+    machine_of = {r.id: next(t.split(":", 1)[1] for t in r.tags if t.startswith("machine:")) for r in runs}
+    assert set(machine_of.values()) <= set(MACHINES)
+    a, b = runs
+    if machine_of[a.id] == machine_of[b.id]:  # one slot per machine: its trials ran one after the other
+        assert a.end_time <= b.start_time or b.end_time <= a.start_time
+
+    shown = json.loads(subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=sweeper, env=env,
+                                      capture_output=True, text=True, timeout=300).stdout)
+    rates = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for run in exp.get("revs", []):
+                project = run["data"]["params"]["params.yaml"]["data"]["projects"]["reviews"]
+                rates[run["name"]] = project["finetune"]["learning_rate"]
+    assert rates == {"fan-0": 0.001, "fan-1": 0.003}, rates
+
+    client = crew.mlflow.client()
+    children = client.search_runs([client.get_experiment_by_name("nlp-pipelines-reviews").experiment_id],
+                                  f"tags.mlflow.parentRunId = '{summary['mlflow_parent_run_id']}'")
+    assert len(children) == 2, [c.info.run_name for c in children]
+
+
+def test_an_interrupted_sweep_cancels_its_trials_on_the_pool(crew):
+    """Ctrl-C reaches the sweep, not the workers: the sweep cancels the trials it submitted."""
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    from flows.sweep import DEPLOYMENT, PoolTrials
+
+    later = datetime.now(timezone.utc) + timedelta(hours=1)  # no worker takes it before the sweep stops
+    waiting = run_deployment(DEPLOYMENT, timeout=0, scheduled_time=later, parameters={
+        "project": "reviews", "experiment": "never-0", "overrides": [], "commit": "0" * 40, "sweep_env": {}})
+    trials = PoolTrials(crew.origin, "reviews", "gpu")
+    trials.submitted.add(waiting.id)
+    trials.stop()
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(waiting.id).state
+    assert state.type.value in ("CANCELLING", "CANCELLED"), state
+    assert trials.stopping.is_set()

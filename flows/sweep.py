@@ -1,0 +1,207 @@
+"""Sweep trials on a work pool: with ``python -m pipelines sweep ... --pool gpu`` each trial is a
+flow run of the ``sweep-trial`` deployment (prefect.yaml), which a worker runs in its own checkout
+while it holds one of its machine's GPU slots (flows/gpu_slots.py); trials beyond the free slots
+wait in Prefect's queue.
+
+The sweep keeps its study and decides every trial where it was started. A trial's flow run:
+
+1. pulls the worker's checkout and checks that it is at the sweep's commit (the trial trains what
+   the sweep asked, from the params and code the team pushed);
+2. runs ``dvc exp run --temp -n <name> -S ... finetune@<project>``, restoring unchanged upstream
+   stages from the DVC remote (``--pull``), with the sweep's study and MLflow parent run in its
+   environment, so each epoch's validation reaches the sweep's pruner and the trial's run is a child
+   of the sweep's;
+3. pushes the experiment (``dvc exp push``: its Git ref to the origin, its outputs and run cache to
+   the DVC remote) and ends Completed, or Completed named ``Pruned`` when the pruner stopped it.
+
+The sweep then pulls the experiment (``dvc exp pull``), so ``dvc exp show`` lists it and ``--apply
+best`` applies it, and reads its validation as for a trial run here. The study storage and the MLflow
+tracking URI must be reachable from the workers: a tracking server, and a database URL
+(``--storage``) unless every worker runs on the sweep's machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.states import Completed
+
+from flows.checkout import check_project, checkout_lock, pull_from_origin
+from flows.commands import run_logged, stage_env
+from flows.dvc_runner import dvc_remote
+from flows.errors import FlowError
+from flows.gpu_slots import gpu_slot, machine_name
+from pipelines.errors import PipelineError
+from pipelines.sweep_trial import ENV_STORAGE, PRUNED_EXIT, PRUNED_MESSAGE
+
+FLOW_NAME = "nlp-sweep-trial"
+DEPLOYMENT_NAME = "sweep-trial"
+DEPLOYMENT = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
+# A trial's flow run waits this long for the checkout's lock before failing.
+LOCK_TIMEOUT_SECONDS = 6 * 3600
+# Seconds between two looks at a submitted trial's state.
+POLL_SECONDS = 2.0
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+
+def _local_sqlite_missing(storage: str) -> Path | None:
+    """The study's SQLite file when the storage is one that does not exist on this machine."""
+    if not storage.startswith("sqlite:///"):
+        return None
+    path = Path(storage.removeprefix("sqlite:///"))
+    return None if path.is_file() else path
+
+
+@flow(name=FLOW_NAME, flow_run_name="{experiment}")
+def sweep_trial(project: str, experiment: str, overrides: list[str], commit: str, sweep_env: dict[str, str],
+                git_remote: str = "origin", checkout: str | None = None,
+                lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS):
+    """One trial of a sweep in this worker's checkout (``checkout``: default, the working directory
+    the deployment's pull step entered): ``overrides`` are ``dvc exp run -S`` values, ``commit`` the
+    sweep's commit, ``sweep_env`` the study and MLflow settings the trial's finetune reports to."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    logger = get_run_logger()
+    root = Path(checkout or os.getcwd()).resolve()
+    check_project(root, project)
+    missing = _local_sqlite_missing(sweep_env.get(ENV_STORAGE, ""))
+    if missing is not None:
+        raise FlowError(f"the sweep's study {missing} is not on {machine_name()}: start the sweep with --storage "
+                        "and a database URL every worker reaches (e.g. postgresql://...)")
+    with get_client(sync_client=True) as client:  # which machine ran the trial, for the UI and the sweep
+        tags = set(client.read_flow_run(flow_run.id).tags or ())
+        client.update_flow_run(flow_run.id, tags=sorted(tags | {f"machine:{machine_name()}"}))
+    with checkout_lock(root, lock_timeout_seconds, owner=f"flow run {flow_run.id}",
+                       on_wait=lambda holder: logger.info("waiting for the checkout lock (held by %s)", holder)):
+        logger.info("%s", pull_from_origin(root))
+        head = _git(root, "rev-parse", "HEAD").stdout.strip()
+        if head != commit:
+            raise FlowError(f"the checkout {root} is at {head[:12]} after pulling, the sweep at {commit[:12]}: "
+                            "push the sweep's commit to the origin (git push), or pull the sweep's checkout")
+        cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", experiment]
+        if dvc_remote(root) is not None:
+            cmd.append("--pull")  # upstream stages another checkout ran come from the remote's run cache
+        for value in overrides:
+            cmd += ["-S", value]
+        cmd.append(f"finetune@{project}")
+        with gpu_slot(on_wait=logger.info) as (slot, device_env):
+            logger.info("trial %s on GPU slot %s: %s", experiment, slot, " ".join(overrides))
+            env = stage_env({**device_env, **sweep_env})
+            env.pop("PIPELINES_ROOT", None)  # the trial's stages work in DVC's temporary copy, not here
+            rc, out, err = run_logged(cmd, root, logger.info, env)
+        text = "\n".join(out + err)
+        if rc != 0:
+            if PRUNED_MESSAGE in text:
+                return Completed(name="Pruned", message=f"{experiment}: {PRUNED_MESSAGE}")
+            lines = [line for line in err + out if line.strip()]
+            raise FlowError(f"trial {experiment} failed (exit code {rc}): "
+                            + next((line for line in reversed(lines) if line.startswith("error:")),
+                                   lines[-1] if lines else ""))
+        push = [sys.executable, "-m", "dvc", "exp", "push", "--force", git_remote, experiment]
+        if dvc_remote(root) is not None:
+            push.append("--run-cache")
+        else:
+            push.append("--no-cache")
+        rc, out, err = run_logged(push, root, logger.info, stage_env())
+        if rc != 0:
+            raise FlowError(f"dvc exp push {git_remote} {experiment} failed (exit code {rc}): " + "\n".join(err[-10:]))
+    return {"experiment": experiment, "machine": machine_name(), "slot": slot}
+
+
+class PoolTrials:
+    """Runs each trial of a sweep as a flow run of the ``sweep-trial`` deployment on ``pool`` and
+    brings its experiment back into the sweep's checkout."""
+
+    def __init__(self, root: Path, project: str, pool: str, git_remote: str = "origin"):
+        self.root, self.project, self.pool, self.git_remote = root, project, pool, git_remote
+        self.where = f"the workers of pool {pool!r}"
+        self.commit = ""
+        self.stopping = threading.Event()
+        self.submitted: set = set()  # flow runs not yet final
+
+    def check(self, storage: str, tracking_uri: str) -> None:
+        """Everything a worker needs before the first trial is submitted, each problem with its fix."""
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        from flows.deploy import require_server
+
+        try:
+            require_server("sweep trials go to the workers of a work pool on a Prefect server")
+        except FlowError as exc:
+            raise PipelineError(str(exc)) from None
+        if not tracking_uri.startswith(("http://", "https://")):
+            raise PipelineError(f"--pool: the trials log their MLflow runs from the workers, which cannot reach "
+                                f"{tracking_uri}; set MLFLOW_TRACKING_URI to the team's tracking server "
+                                "(docs/scale-out.md)")
+        if _git(self.root, "remote", "get-url", self.git_remote).returncode != 0:
+            raise PipelineError(f"--pool: the checkout {self.root} has no Git remote {self.git_remote!r}, which "
+                                "the workers pull from and push their trials to")
+        dirty = _git(self.root, "status", "--porcelain", "--", "params.yaml", "dvc.yaml", "pipelines").stdout.strip()
+        if dirty:
+            raise PipelineError(f"--pool: the workers train from the origin's commit, and this checkout has "
+                                f"changes they would not see:\n{dirty}\ncommit and push them first")
+        self.commit = _git(self.root, "rev-parse", "HEAD").stdout.strip()
+        if not _git(self.root, "branch", "-r", "--contains", self.commit).stdout.strip():
+            raise PipelineError(f"--pool: commit {self.commit[:12]} is not on any branch of the remote; push it "
+                                "(git push) so that the workers can pull it")
+        with get_client(sync_client=True) as client:
+            try:
+                deployment = client.read_deployment_by_name(DEPLOYMENT)
+            except ObjectNotFound:
+                raise PipelineError(f"no deployment {DEPLOYMENT} on the Prefect server: run `python -m flows "
+                                    "deploy` in a checkout") from None
+        if deployment.work_pool_name != self.pool:
+            raise PipelineError(f"deployment {DEPLOYMENT} runs on work pool {deployment.work_pool_name!r}, not "
+                                f"{self.pool!r}: give --pool {deployment.work_pool_name} or change prefect.yaml")
+
+    def stop(self) -> None:
+        """Cancel the trials' flow runs that have not ended (the worker stops the trial's process)."""
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelling
+
+        self.stopping.set()
+        with get_client(sync_client=True) as client:
+            for flow_run_id in list(self.submitted):
+                client.set_flow_run_state(flow_run_id, Cancelling(message="the sweep was interrupted"), force=True)
+
+    def run(self, experiment: str, overrides: list[str], sweep_env: dict[str, str]) -> tuple[int, str]:
+        """Submit the trial, wait for its flow run to end, and pull its experiment; returns an exit
+        code and a text as a trial run here would (PRUNED_EXIT with PRUNED_MESSAGE when pruned)."""
+        from prefect.client.orchestration import get_client
+        from prefect.deployments import run_deployment
+
+        submitted = run_deployment(DEPLOYMENT, timeout=0, tags=["sweep", self.project], parameters={
+            "project": self.project, "experiment": experiment, "overrides": overrides, "commit": self.commit,
+            "sweep_env": sweep_env, "git_remote": self.git_remote})
+        self.submitted.add(submitted.id)
+        with get_client(sync_client=True) as client:
+            while True:
+                run = client.read_flow_run(submitted.id)
+                if run.state is not None and run.state.is_final():
+                    break
+                if self.stopping.wait(POLL_SECONDS):
+                    return 130, f"error: the sweep was interrupted; flow run {run.name} was cancelled"
+        self.submitted.discard(submitted.id)
+        machine = next((t.split(":", 1)[1] for t in run.tags if t.startswith("machine:")), "a worker")
+        where = f"flow run {run.name} ({run.id}) on {machine}"
+        if run.state.is_completed() and run.state.name == "Pruned":
+            return PRUNED_EXIT, f"{PRUNED_MESSAGE} ({where})"
+        if not run.state.is_completed():
+            return 1, f"error: {where} ended {run.state.name}: {run.state.message or ''}"
+        proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "pull", "--force", self.git_remote, experiment],
+                              cwd=self.root, env=stage_env(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            return proc.returncode, f"error: dvc exp pull {self.git_remote} {experiment} failed after {where}:\n" \
+                                    f"{proc.stdout[-1500:]}{proc.stderr[-1500:]}"
+        return 0, where
