@@ -20,6 +20,7 @@ what they do in the worker's checkout, without Prefect, is one module per job:
     flows/deploy.py       the deployments of prefect.yaml, one per project
     flows/worker.py       python -m flows worker: declare the machine's GPU slots, start a Prefect worker
     flows/gpu_slots.py    the machine's GPU slots: a Prefect concurrency limit, one GPU per training run
+    flows/sweep.py        a sweep's trials on the pool (sweep --pool gpu): the trial's flow, and the sweep's side
 
 Stages themselves are never re-implemented here: a stage that ``dvc status`` lists as out of date
 goes to ``dvc repro --single-item <stage>@<project>``, which runs ``python -m pipelines <stage> <project>``.
