@@ -170,29 +170,45 @@ class PoolTrials:
         from prefect.client.orchestration import get_client
         from prefect.states import Cancelling
 
+        running = list(self.submitted)  # before the waiting threads see the event and let go of theirs
         self.stopping.set()
         with get_client(sync_client=True) as client:
-            for flow_run_id in list(self.submitted):
+            for flow_run_id in running:
                 client.set_flow_run_state(flow_run_id, Cancelling(message="the sweep was interrupted"), force=True)
+
+    def _wait(self, flow_run_id):
+        """The flow run once it is final, or None when the sweep is stopping."""
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            while True:
+                run = client.read_flow_run(flow_run_id)
+                if run.state is not None and run.state.is_final():
+                    return run
+                if self.stopping.wait(POLL_SECONDS):
+                    return None
 
     def run(self, experiment: str, overrides: list[str], sweep_env: dict[str, str]) -> tuple[int, str]:
         """Submit the trial, wait for its flow run to end, and pull its experiment; returns an exit
         code and a text as a trial run here would (PRUNED_EXIT with PRUNED_MESSAGE when pruned)."""
-        from prefect.client.orchestration import get_client
         from prefect.deployments import run_deployment
 
-        submitted = run_deployment(DEPLOYMENT, timeout=0, tags=["sweep", self.project], parameters={
-            "project": self.project, "experiment": experiment, "overrides": overrides, "commit": self.commit,
-            "sweep_env": sweep_env, "git_remote": self.git_remote})
+        try:
+            submitted = run_deployment(DEPLOYMENT, timeout=0, tags=["sweep", self.project], parameters={
+                "project": self.project, "experiment": experiment, "overrides": overrides, "commit": self.commit,
+                "sweep_env": sweep_env, "git_remote": self.git_remote})
+        except Exception as exc:  # the server went away: this trial fails, the sweep goes on
+            return 1, f"error: submitting trial {experiment} to {DEPLOYMENT} failed: {type(exc).__name__}: {exc}"
         self.submitted.add(submitted.id)
-        with get_client(sync_client=True) as client:
-            while True:
-                run = client.read_flow_run(submitted.id)
-                if run.state is not None and run.state.is_final():
-                    break
-                if self.stopping.wait(POLL_SECONDS):
-                    return 130, f"error: the sweep was interrupted; flow run {run.name} was cancelled"
-        self.submitted.discard(submitted.id)
+        try:
+            run = self._wait(submitted.id)
+        except Exception as exc:
+            return 1, (f"error: following flow run {submitted.id} of trial {experiment} failed ({type(exc).__name__}: "
+                       f"{exc}); it may still run on its worker")
+        finally:
+            self.submitted.discard(submitted.id)
+        if run is None:
+            return 130, f"error: the sweep was interrupted; flow run {submitted.id} of trial {experiment} was cancelled"
         machine = next((t.split(":", 1)[1] for t in run.tags if t.startswith("machine:")), "a worker")
         where = f"flow run {run.name} ({run.id}) on {machine}"
         if run.state.is_completed() and run.state.name == "Pruned":
