@@ -22,12 +22,14 @@ tracking URI must be reachable from the workers: a tracking server, and a databa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 from prefect import flow, get_run_logger
 from prefect.states import Completed
@@ -45,8 +47,9 @@ DEPLOYMENT_NAME = "sweep-trial"
 DEPLOYMENT = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
 # A trial's flow run waits this long for the checkout's lock before failing.
 LOCK_TIMEOUT_SECONDS = 6 * 3600
-# Seconds between two looks at a submitted trial's state.
+# Seconds between two looks at a submitted trial's state, and how long the server may not answer.
 POLL_SECONDS = 2.0
+POLL_PATIENCE_SECONDS = 300.0
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -73,7 +76,7 @@ def sweep_trial(project: str, experiment: str, overrides: list[str], commit: str
 
     logger = get_run_logger()
     root = Path(checkout or os.getcwd()).resolve()
-    check_project(root, project)
+    check_project(root)
     missing = _local_sqlite_missing(sweep_env.get(ENV_STORAGE, ""))
     if missing is not None:
         raise FlowError(f"the sweep's study {missing} is not on {machine_name()}: start the sweep with --storage "
@@ -84,38 +87,75 @@ def sweep_trial(project: str, experiment: str, overrides: list[str], commit: str
     with checkout_lock(root, lock_timeout_seconds, owner=f"flow run {flow_run.id}",
                        on_wait=lambda holder: logger.info("waiting for the checkout lock (held by %s)", holder)):
         logger.info("%s", pull_from_origin(root))
-        head = _git(root, "rev-parse", "HEAD").stdout.strip()
-        if head != commit:
-            raise FlowError(f"the checkout {root} is at {head[:12]} after pulling, the sweep at {commit[:12]}: "
-                            "push the sweep's commit to the origin (git push), or pull the sweep's checkout")
-        cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", experiment]
-        if dvc_remote(root) is not None:
-            cmd.append("--pull")  # upstream stages another checkout ran come from the remote's run cache
-        for value in overrides:
-            cmd += ["-S", value]
-        cmd.append(f"finetune@{project}")
-        with gpu_slot(on_wait=logger.info) as (slot, device_env):
-            logger.info("trial %s on GPU slot %s: %s", experiment, slot, " ".join(overrides))
-            env = stage_env({**device_env, **sweep_env})
-            env.pop("PIPELINES_ROOT", None)  # the trial's stages work in DVC's temporary copy, not here
-            rc, out, err = run_logged(cmd, root, logger.info, env)
-        text = "\n".join(out + err)
-        if rc != 0:
-            if PRUNED_MESSAGE in text:
-                return Completed(name="Pruned", message=f"{experiment}: {PRUNED_MESSAGE}")
-            lines = [line for line in err + out if line.strip()]
-            raise FlowError(f"trial {experiment} failed (exit code {rc}): "
-                            + next((line for line in reversed(lines) if line.startswith("error:")),
-                                   lines[-1] if lines else ""))
-        push = [sys.executable, "-m", "dvc", "exp", "push", "--force", git_remote, experiment]
-        if dvc_remote(root) is not None:
-            push.append("--run-cache")
-        else:
-            push.append("--no-cache")
-        rc, out, err = run_logged(push, root, logger.info, stage_env())
-        if rc != 0:
-            raise FlowError(f"dvc exp push {git_remote} {experiment} failed (exit code {rc}): " + "\n".join(err[-10:]))
+        with at_commit(root, commit, git_remote, logger.info):
+            check_project(root, project)  # in the sweep's params.yaml, which may add the project
+            slot = _run_trial(root, project, experiment, overrides, sweep_env, logger)
+            if slot is not None:
+                _push_experiment(root, experiment, git_remote, logger)
+        if slot is None:
+            return Completed(name="Pruned", message=f"{experiment}: {PRUNED_MESSAGE}")
     return {"experiment": experiment, "machine": machine_name(), "slot": slot}
+
+
+@contextlib.contextmanager
+def at_commit(root: Path, commit: str, git_remote: str, log) -> Iterator[None]:
+    """The checkout at the sweep's commit for the ``with`` block, then back where it was: the sweep
+    may run from another branch, or from a commit its branch has since moved past."""
+    head = _git(root, "rev-parse", "HEAD").stdout.strip()
+    if head == commit:
+        yield
+        return
+    branch = _git(root, "symbolic-ref", "--quiet", "--short", "HEAD").stdout.strip() or head
+    if _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        _git(root, "fetch", "--quiet", git_remote)
+    moved = _git(root, "checkout", "--quiet", "--detach", commit)
+    if moved.returncode != 0:
+        raise FlowError(f"the checkout {root} cannot move to the sweep's commit {commit[:12]}: "
+                        f"{(moved.stderr or moved.stdout).strip()[-1000:]}\npush the sweep's commit (git push), "
+                        "and keep the worker's checkout free of local changes")
+    log(f"trial at the sweep's commit {commit[:12]} (the checkout was at {head[:12]}, {branch})")
+    try:
+        yield
+    finally:
+        back = _git(root, "checkout", "--quiet", branch)
+        if back.returncode != 0:
+            log(f"could not put the checkout back on {branch}: {back.stderr.strip()}")
+
+
+def _run_trial(root: Path, project: str, experiment: str, overrides: list[str], sweep_env: dict[str, str],
+               logger) -> str | None:
+    """``dvc exp run --temp`` of the trial on one GPU slot; the slot's name, or None when pruned."""
+    # A trial run again after the sweep was stopped keeps its name; an experiment of that name left
+    # here by its first run would make DVC refuse the name.
+    subprocess.run([sys.executable, "-m", "dvc", "exp", "remove", experiment], cwd=root, env=stage_env(),
+                   capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", experiment]
+    if dvc_remote(root) is not None:
+        cmd.append("--pull")  # upstream stages another checkout ran come from the remote's run cache
+    for value in overrides:
+        cmd += ["-S", value]
+    cmd.append(f"finetune@{project}")
+    with gpu_slot(on_wait=logger.info) as (slot, device_env):
+        logger.info("trial %s on GPU slot %s: %s", experiment, slot, " ".join(overrides))
+        env = stage_env({**device_env, **sweep_env})
+        env.pop("PIPELINES_ROOT", None)  # the trial's stages work in DVC's temporary copy, not here
+        rc, out, err = run_logged(cmd, root, logger.info, env)
+    if rc == 0:
+        return slot
+    if PRUNED_MESSAGE in "\n".join(out + err):
+        return None
+    lines = [line for line in err + out if line.strip()]
+    raise FlowError(f"trial {experiment} failed (exit code {rc}): "
+                    + next((line for line in reversed(lines) if line.startswith("error:")), lines[-1] if lines else ""))
+
+
+def _push_experiment(root: Path, experiment: str, git_remote: str, logger) -> None:
+    """The experiment's Git ref to the origin and, with a DVC remote, its outputs and the run cache."""
+    push = [sys.executable, "-m", "dvc", "exp", "push", "--force", git_remote, experiment]
+    push.append("--run-cache" if dvc_remote(root) is not None else "--no-cache")
+    rc, out, err = run_logged(push, root, logger.info, stage_env())
+    if rc != 0:
+        raise FlowError(f"dvc exp push {git_remote} {experiment} failed (exit code {rc}): " + "\n".join(err[-10:]))
 
 
 class PoolTrials:
@@ -127,7 +167,7 @@ class PoolTrials:
         self.where = f"the workers of pool {pool!r}"
         self.commit = ""
         self.stopping = threading.Event()
-        self.submitted: set = set()  # flow runs not yet final
+        self.pulling = threading.Lock()
 
     def check(self, storage: str, tracking_uri: str) -> None:
         """Everything a worker needs before the first trial is submitted, each problem with its fix."""
@@ -166,24 +206,36 @@ class PoolTrials:
                                 f"{self.pool!r}: give --pool {deployment.work_pool_name} or change prefect.yaml")
 
     def stop(self) -> None:
-        """Cancel the trials' flow runs that have not ended (the worker stops the trial's process)."""
+        """Stop submitting, and cancel every trial's flow run that has not ended (the worker stops
+        the trial's process); each waiting thread cancels its own run as it sees the event."""
+        self.stopping.set()
+
+    def _cancel(self, flow_run_id) -> None:
         from prefect.client.orchestration import get_client
         from prefect.states import Cancelling
 
-        running = list(self.submitted)  # before the waiting threads see the event and let go of theirs
-        self.stopping.set()
+        # Not forced: Prefect's own rules then leave a run that has just ended as it ended, and
+        # cancel one no worker has taken yet at once.
         with get_client(sync_client=True) as client:
-            for flow_run_id in running:
-                client.set_flow_run_state(flow_run_id, Cancelling(message="the sweep was interrupted"), force=True)
+            client.set_flow_run_state(flow_run_id, Cancelling(message="the sweep was interrupted"))
 
     def _wait(self, flow_run_id):
-        """The flow run once it is final, or None when the sweep is stopping."""
+        """The flow run once it is final, or None when the sweep is stopping. A lost answer from the
+        server is asked again for a few minutes: the trial goes on on its worker meanwhile."""
         from prefect.client.orchestration import get_client
 
+        failures = 0
         with get_client(sync_client=True) as client:
             while True:
-                run = client.read_flow_run(flow_run_id)
-                if run.state is not None and run.state.is_final():
+                try:
+                    run = client.read_flow_run(flow_run_id)
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    if failures * POLL_SECONDS > POLL_PATIENCE_SECONDS:
+                        raise
+                    run = None
+                if run is not None and run.state is not None and run.state.is_final():
                     return run
                 if self.stopping.wait(POLL_SECONDS):
                     return None
@@ -193,21 +245,21 @@ class PoolTrials:
         code and a text as a trial run here would (PRUNED_EXIT with PRUNED_MESSAGE when pruned)."""
         from prefect.deployments import run_deployment
 
+        if self.stopping.is_set():
+            return 130, f"error: the sweep was interrupted before trial {experiment} was submitted"
         try:
             submitted = run_deployment(DEPLOYMENT, timeout=0, tags=["sweep", self.project], parameters={
                 "project": self.project, "experiment": experiment, "overrides": overrides, "commit": self.commit,
                 "sweep_env": sweep_env, "git_remote": self.git_remote})
         except Exception as exc:  # the server went away: this trial fails, the sweep goes on
             return 1, f"error: submitting trial {experiment} to {DEPLOYMENT} failed: {type(exc).__name__}: {exc}"
-        self.submitted.add(submitted.id)
         try:
             run = self._wait(submitted.id)
         except Exception as exc:
             return 1, (f"error: following flow run {submitted.id} of trial {experiment} failed ({type(exc).__name__}: "
                        f"{exc}); it may still run on its worker")
-        finally:
-            self.submitted.discard(submitted.id)
         if run is None:
+            self._cancel(submitted.id)
             return 130, f"error: the sweep was interrupted; flow run {submitted.id} of trial {experiment} was cancelled"
         machine = next((t.split(":", 1)[1] for t in run.tags if t.startswith("machine:")), "a worker")
         where = f"flow run {run.name} ({run.id}) on {machine}"
@@ -215,8 +267,9 @@ class PoolTrials:
             return PRUNED_EXIT, f"{PRUNED_MESSAGE} ({where})"
         if not run.state.is_completed():
             return 1, f"error: {where} ended {run.state.name}: {run.state.message or ''}"
-        proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "pull", "--force", self.git_remote, experiment],
-                              cwd=self.root, env=stage_env(), capture_output=True, text=True)
+        with self.pulling:  # one DVC command at a time in the sweep's checkout (DVC's lock gives up in seconds)
+            proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "pull", "--force", self.git_remote, experiment],
+                                  cwd=self.root, env=stage_env(), capture_output=True, text=True)
         if proc.returncode != 0:
             return proc.returncode, f"error: dvc exp pull {self.git_remote} {experiment} failed after {where}:\n" \
                                     f"{proc.stdout[-1500:]}{proc.stderr[-1500:]}"

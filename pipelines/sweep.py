@@ -318,29 +318,29 @@ class Sweep:
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             running: set = set()
             launched = 0
-            while launched < remaining or running:
-                while launched < remaining and len(running) < self.jobs:
-                    if self.budget is not None and time.monotonic() - started > self.budget:
-                        stopped_by_budget = launched < remaining
-                        remaining = launched
+            try:
+                while launched < remaining or running:
+                    while launched < remaining and len(running) < self.jobs:
+                        if self.budget is not None and time.monotonic() - started > self.budget:
+                            stopped_by_budget = launched < remaining
+                            remaining = launched
+                            break
+                        if resumed:
+                            trial = resumed.pop(0)
+                        else:
+                            with self.lock:
+                                trial = study.ask({d.key: d.distribution() for d in self.dimensions})
+                        running.add(pool.submit(self._trial, study, trial, parent))
+                        launched += 1
+                    if not running:
                         break
-                    if resumed:
-                        trial = resumed.pop(0)
-                    else:
-                        with self.lock:
-                            trial = study.ask({d.key: d.distribution() for d in self.dimensions})
-                    running.add(pool.submit(self._trial, study, trial, parent))
-                    launched += 1
-                if not running:
-                    break
-                try:
                     finished, running = wait(running, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    # Trials elsewhere do not get this process's Ctrl-C: stop them, so that the
-                    # sweep started again runs them afresh instead of beside their old selves.
-                    self.trials_on.stop()
-                    raise
-                outcomes += [f.result() for f in finished]
+                    outcomes += [f.result() for f in finished]
+            except KeyboardInterrupt:
+                # Trials elsewhere do not get this process's Ctrl-C: stop them, so that the sweep
+                # started again runs them afresh instead of beside their old selves.
+                self.trials_on.stop()
+                raise
         return self._report(study, parent, outcomes, stopped_by_budget, time.monotonic() - started, tracking)
 
 

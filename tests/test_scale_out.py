@@ -189,6 +189,16 @@ def test_a_sweep_fans_its_trials_out_to_the_workers_one_per_gpu_slot(crew, prefe
     assert refused.returncode != 0 and "commit and push them first" in refused.stderr, refused.stderr[-2000:]
     params.write_text(original)
 
+    # The sweep runs from a branch of its own, which the workers' clones are not on: each trial moves
+    # its clone to the sweep's commit and back.
+    from devsupport.team import git
+
+    git(sweeper, "checkout", "-q", "-b", "tune")
+    git(sweeper, "commit", "-q", "--allow-empty", "-m", "tuning the reviews model")
+    git(sweeper, "push", "-q", "-u", "origin", "tune")
+    branches = {m: subprocess.run(["git", "symbolic-ref", "--short", "HEAD"], cwd=clone, capture_output=True,
+                                  text=True).stdout for m, (clone, _) in crew.clones.items()}
+
     proc = subprocess.run(sweep, cwd=sweeper, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:] + crew.logs()
     summary = json.loads(proc.stdout)
@@ -213,6 +223,8 @@ def test_a_sweep_fans_its_trials_out_to_the_workers_one_per_gpu_slot(crew, prefe
                 project = run["data"]["params"]["params.yaml"]["data"]["projects"]["reviews"]
                 rates[run["name"]] = project["finetune"]["learning_rate"]
     assert rates == {"fan-0": 0.001, "fan-1": 0.003}, rates
+    assert branches == {m: subprocess.run(["git", "symbolic-ref", "--short", "HEAD"], cwd=clone, capture_output=True,
+                                          text=True).stdout for m, (clone, _) in crew.clones.items()}
 
     client = crew.mlflow.client()
     children = client.search_runs([client.get_experiment_by_name("nlp-pipelines-reviews").experiment_id],
@@ -233,9 +245,14 @@ def test_an_interrupted_sweep_cancels_its_trials_on_the_pool(crew):
     waiting = run_deployment(DEPLOYMENT, timeout=0, scheduled_time=later, parameters={
         "project": "reviews", "experiment": "never-0", "overrides": [], "commit": "0" * 40, "sweep_env": {}})
     trials = PoolTrials(crew.origin, "reviews", "gpu")
-    trials.submitted.add(waiting.id)
+    seen = {}
+    follower = threading.Thread(target=lambda: seen.setdefault("run", trials._wait(waiting.id)))
+    follower.start()
     trials.stop()
+    follower.join(timeout=30)
+    assert not follower.is_alive() and seen["run"] is None, "the trial's wait did not end with the sweep"
+    trials._cancel(waiting.id)
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(waiting.id).state
     assert state.type.value in ("CANCELLING", "CANCELLED"), state
-    assert trials.stopping.is_set()
+    assert trials.run("never-1", [], {})[0] == 130, "a stopped sweep submits no more trials"
