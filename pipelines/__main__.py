@@ -206,6 +206,15 @@ def build_sweep_parser() -> argparse.ArgumentParser:
             raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of minutes")
         return m
 
+    def _gain(value: str) -> float:
+        try:
+            gain = float(value)
+        except ValueError:
+            gain = -1.0
+        if not gain >= 0:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number of at least 0")
+        return gain
+
     p = _parser("sweep", sweep.__doc__)
     p.add_argument("project", help="a project of params.yaml (under projects:)")
     p.add_argument("-S", "--set", dest="dimensions", action="append", default=[], required=True,
@@ -220,6 +229,9 @@ def build_sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the sweep's name; the same name resumes it (default: <sampler>-<project>)")
     p.add_argument("--apply", choices=("best",), help="apply the best trial to the workspace and score the test "
                                                        "split once with evaluate")
+    p.add_argument("--min-gain", type=_gain, metavar="X",
+                   help="with --apply best: how much the best trial's validation must beat the workspace's "
+                        "configuration by (default: one standard error of the validation accuracy, else 0)")
     p.add_argument("--pool", metavar="POOL", help="run the trials on the workers of this Prefect work pool (gpu), "
                                                   "one per GPU slot, instead of here (docs/sweeps.md)")
     p.add_argument("--storage", metavar="URL", help="the study's Optuna storage (default: sqlite in "
@@ -253,7 +265,7 @@ def sweep_main(argv: list[str]) -> int:
                              trials_on=trials_on)
         summary = runner.run()
         if args.apply:
-            summary["applied"] = sweep.apply_best(root, args.project, summary)
+            summary["applied"] = sweep.apply_best(root, args.project, summary, args.min_gain)
         print(json.dumps(summary, indent=2, default=str))
         return 0
 

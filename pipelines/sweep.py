@@ -4,7 +4,7 @@ chosen on the validation split only, tracked as a child run of one MLflow run pe
     python -m pipelines sweep PROJECT -S 'finetune.learning_rate=loguniform(1e-4,1e-2)' \\
         -S 'model.hidden_size=choice(128,256)' [--sampler grid|tpe|random] [--trials N] \\
         [--budget-minutes M] [--jobs J] [--pruner median|halving|none] [--name NAME] [--apply best] \\
-        [--pool gpu] [--storage URL]
+        [--min-gain X] [--pool gpu] [--storage URL]
 
 A dimension is ``KEY=choice(v1,v2,...)``, ``KEY=range(low,high[,step])`` (whole numbers when both
 ends are) or ``KEY=loguniform(low,high)``; KEY is a setting of the project block
@@ -22,7 +22,8 @@ so no trial reads the test split. Each epoch's validation is reported to the sam
 trial that trails is stopped (its stage exits with sweep_trial.PRUNED_EXIT, so nothing of it is cached or kept as
 an experiment) and recorded as pruned, not failed. A trial that fails is recorded with its error and
 the sweep goes on. With ``--apply best`` the best trial is applied to the workspace and ``evaluate``
-scores the test split once, for that configuration.
+scores the test split once, for that configuration; a fine-tuned workspace configuration is kept
+unless the best trial beats it by more than the validation split's noise (``--min-gain``).
 
 With ``--pool gpu`` the trials run on the workers of that Prefect work pool instead of here, one per
 GPU slot, the rest queued (flows/sweep.py); ``--storage URL`` puts the study in a database the
@@ -425,6 +426,7 @@ class Sweep:
         best = study.best_trial if complete else None
         summary = {
             "sweep": self.name, "project": self.project, "sampler": self.sampler, "metric": f"validation {self.metric}",
+            "direction": study.direction.name.lower(),
             "trials_on": self.trials_on.where, "trials_this_run": len(outcomes), "stopped_by_budget": stopped_by_budget, "seconds": round(seconds, 1),
             "counts": {s: sum(1 for r in rows if r["state"] == s) for s in ("complete", "pruned", "fail")},
             "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
@@ -473,12 +475,61 @@ def _figures(study):
             logger.info("no %s picture: %s", name, exc)
 
 
-def apply_best(root: Path, project: str, summary: dict) -> dict:
-    """Apply the best trial to the workspace and score the test split once, with the usual evaluate."""
+def noise_margin(metric: str, value: float, examples: int) -> float:
+    """How far a validation score may move by the draw of the validation split alone: one standard
+    error of a proportion, sqrt(p (1 - p) / n), for accuracy; 0 for other metrics, whose spread the
+    sweep cannot derive from one number."""
+    if metric != "accuracy" or examples < 1:
+        return 0.0
+    return (value * (1.0 - value) / examples) ** 0.5
+
+
+def workspace_baseline(root: Path, project: str, metric: str) -> dict | None:
+    """The validation score of the configuration now in the workspace, with the margin a trial must
+    beat it by: only when its finetune stage is up to date with params.yaml (else there is nothing
+    measured to compare with)."""
+    report = root / "reports" / project / "finetune.json"
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json", f"finetune@{project}"], cwd=root,
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not report.is_file() or json.loads(proc.stdout or "{}"):
+        return None
+    value = json.loads(report.read_text()).get("best_validation")
+    if value is None:
+        return None
+    validation = root / "data" / project / "splits" / "validation.jsonl"
+    with validation.open(encoding="utf-8") as fh:
+        examples = sum(1 for line in fh if line.strip())
+    return {"value": float(value), "examples": examples,
+            "margin": noise_margin(metric.removeprefix("validation ").strip(), float(value), examples)}
+
+
+def apply_best(root: Path, project: str, summary: dict, min_gain: float | None = None) -> dict:
+    """Apply the best trial to the workspace and score the test split once, with the usual evaluate.
+
+    The workspace's own configuration, when its finetune is up to date, is kept unless the best trial
+    beats its validation by more than ``min_gain`` (None: the noise margin of the validation split,
+    ``noise_margin``): a gain smaller than that is the validation split's draw, not the settings'."""
     best = summary.get("best")
     if not best or not best.get("experiment"):
         raise PipelineError(f"sweep {summary['sweep']}: no trial completed, so there is nothing to apply")
-    for cmd in (["exp", "apply", best["experiment"]], ["repro", f"evaluate@{project}"]):
+    greater = summary.get("direction", "maximize") == "maximize"
+    baseline = workspace_baseline(root, project, summary["metric"])
+    decision = {"applied": best["experiment"]}
+    if baseline is not None:
+        margin = baseline["margin"] if min_gain is None else min_gain
+        gain = (best["value"] - baseline["value"]) * (1 if greater else -1)
+        decision["workspace_validation"] = baseline["value"]
+        decision["required_gain"] = round(margin, 6)
+        if gain <= margin:
+            decision = {**decision, "applied": None, "kept": "workspace", "reason": (
+                f"the best trial ({best['experiment']}, {summary['metric']} {best['value']:.4f}) is not better than "
+                f"the workspace's configuration ({baseline['value']:.4f}) by more than {margin:.4f}"
+                + (f", one standard error on {baseline['examples']} validation examples" if min_gain is None else "")
+                + "; the workspace's configuration is kept (--min-gain 0 applies the best trial anyway)")}
+            logger.info("%s", decision["reason"])
+    commands = ([["exp", "apply", best["experiment"]]] if decision["applied"] else []) + [
+        ["repro", f"evaluate@{project}"]]
+    for cmd in commands:
         proc = subprocess.run([sys.executable, "-m", "dvc", *cmd], cwd=root, capture_output=True, text=True)
         text = proc.stdout + proc.stderr
         # The trial ran up to finetune, so the experiment has no outputs of the later stages to check
@@ -487,4 +538,4 @@ def apply_best(root: Path, project: str, summary: dict) -> dict:
             raise PipelineError(f"dvc {' '.join(cmd)} failed:\n{text[-2000:]}")
     evaluation = json.loads((root / "reports" / project / "evaluate.json").read_text())
     primary = evaluation["primary_metric"]
-    return {"applied": best["experiment"], "test_metric": primary, "test_value": evaluation["full"][primary]}
+    return {**decision, "test_metric": primary, "test_value": evaluation["full"][primary]}

@@ -45,7 +45,9 @@ def trial_callback(metric: str):
                 return
             step = max(1, round(state.epoch or 0))
             trial.report(float(metrics[key]), step)
-            if trial.should_prune():
+            # At the last epoch the training is done: stopping it saves nothing, and would throw away
+            # a finished trial that may be the best.
+            if step < round(args.num_train_epochs) and trial.should_prune():
                 self.pruned_at = step
                 control.should_training_stop = True
 

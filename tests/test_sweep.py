@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipelines import sweep, sweep_trial
 from pipelines.errors import ConfigError
@@ -73,6 +74,7 @@ def experiments(root: Path) -> dict[str, dict]:
 
 def test_a_grid_sweep_runs_every_combination_as_experiments_and_child_runs_on_validation_only(repo, tmp_path):
     opens = tmp_path / "opens.txt"
+    workspace_lr = yaml.safe_load((repo / "params.yaml").read_text())["projects"][PROJECT]["finetune"]["learning_rate"]
     proc = sweep_cli(repo, "-S", "finetune.learning_rate=choice(0.0003,0.003,0.01)", "--sampler", "grid",
                      "--jobs", "2", "--pruner", "none", "--name", "grid", "--apply", "best", opens=opens)
     summary = summary_of(proc)
@@ -103,11 +105,49 @@ def test_a_grid_sweep_runs_every_combination_as_experiments_and_child_runs_on_va
     # The trials never read the test split; the kept configuration is scored on it once, by evaluate.
     readers = opens.read_text().splitlines() if opens.exists() else []
     assert all(any(f" {s} " in line for s in ("compress", "evaluate")) for line in readers), readers
-    assert summary["applied"]["applied"] == best["experiment"]
-    params = (repo / "params.yaml").read_text()
-    assert f"learning_rate: {best['param.finetune.learning_rate']}" in params
+    # The kept configuration is the best by validation: the best trial, unless it does not beat the
+    # workspace's own (fine-tuned by the fixture) by more than the validation split's noise.
+    applied = summary["applied"]
+    margin = sweep.noise_margin("accuracy", applied["workspace_validation"],
+                                len((repo / f"data/{PROJECT}/splits/validation.jsonl").read_text().splitlines()))
+    assert applied["required_gain"] == pytest.approx(margin, abs=1e-6) and margin > 0
+    kept_lr = yaml.safe_load((repo / "params.yaml").read_text())["projects"][PROJECT]["finetune"]["learning_rate"]
+    if best["value"] - applied["workspace_validation"] > margin:
+        assert applied["applied"] == best["experiment"] and kept_lr == best["param.finetune.learning_rate"]
+    else:
+        assert applied["applied"] is None and applied["kept"] == "workspace" and kept_lr == workspace_lr
+        assert "not better than the workspace's configuration" in applied["reason"]
     evaluation = json.loads((repo / f"reports/{PROJECT}/evaluate.json").read_text())
-    assert summary["applied"]["test_value"] == evaluation["full"]["accuracy"]
+    assert applied["test_value"] == evaluation["full"]["accuracy"]
+
+
+def test_the_best_trial_replaces_the_workspace_only_beyond_the_noise_of_validation(repo):
+    """--apply best keeps the workspace's configuration when the best trial's validation gain is
+    within one standard error (or --min-gain); beyond it, the trial is applied."""
+    import dvc.api
+
+    baseline = sweep.workspace_baseline(repo, PROJECT, "validation accuracy")
+    assert baseline is not None and baseline["margin"] > 0
+    trial = next(name for name in experiments(repo) if name.startswith("grid-"))
+    trial_lr = yaml.safe_load(dvc.api.read("params.yaml", repo=str(repo), rev=trial))[
+        "projects"][PROJECT]["finetune"]["learning_rate"]
+    summary = {"sweep": "grid", "metric": "validation accuracy", "direction": "maximize",
+               "best": {"experiment": trial, "value": baseline["value"] + baseline["margin"] / 2}}
+    before = (repo / "params.yaml").read_text()
+    kept = sweep.apply_best(repo, PROJECT, summary)
+    assert kept["applied"] is None and kept["kept"] == "workspace" and (repo / "params.yaml").read_text() == before
+    assert f"{baseline['examples']} validation examples" in kept["reason"]
+
+    applied = sweep.apply_best(repo, PROJECT, summary, min_gain=0.0)
+    assert applied["applied"] == trial and applied["required_gain"] == 0.0
+    assert yaml.safe_load((repo / "params.yaml").read_text())["projects"][PROJECT]["finetune"]["learning_rate"] == trial_lr
+    assert applied["test_value"] == json.loads((repo / f"reports/{PROJECT}/evaluate.json").read_text())["full"]["accuracy"]
+
+
+def test_the_noise_margin_is_one_standard_error_of_accuracy():
+    assert sweep.noise_margin("accuracy", 0.8, 872) == pytest.approx((0.8 * 0.2 / 872) ** 0.5)
+    assert sweep.noise_margin("accuracy", 0.8, 100_000) < 0.002  # a large validation split: small gains count
+    assert sweep.noise_margin("bleu", 30.0, 872) == 0.0  # no spread derivable from one number
 
 
 def test_a_killed_tpe_sweep_resumes_and_runs_only_the_rest(repo):
@@ -149,7 +189,10 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(repo):
 def test_a_trial_that_trails_is_pruned_not_failed(repo, monkeypatch):
     """The pruner's verdict inside the finetune stage: two finished trials validated at 1.0 after
     each epoch, so a third that validates lower is stopped at the first epoch the pruner may judge
-    (the second: the first falls in the learning-rate warm-up)."""
+    (the second: the first falls in the learning-rate warm-up), unless that is its last epoch, where
+    stopping saves nothing and would throw a finished trial away."""
+    import shutil
+
     import optuna
 
     storage = f"sqlite:///{repo / 'sweeps' / 'pruning.db'}"
@@ -158,22 +201,37 @@ def test_a_trial_that_trails_is_pruned_not_failed(repo, monkeypatch):
                                 pruner=sweep.make_pruner("median"))
     for _ in range(2):
         done = study.ask()
-        for epoch in (1, 2):
+        for epoch in (1, 2, 3):
             done.report(1.01, epoch)
         study.tell(done, 1.01)
-    trial = study.ask()
-    import shutil
 
-    shutil.rmtree(repo / f"models/{PROJECT}/checkpoints", ignore_errors=True)  # train from the start
-    env = {**pipeline_env(repo), "PIPELINES_SWEEP_STORAGE": storage, "PIPELINES_SWEEP_STUDY": "pruning",
-           "PIPELINES_SWEEP_TRIAL_ID": str(trial._trial_id), "PIPELINES_SWEEP_PRUNER": "median",
-           "PIPELINES_SWEEP_PARENT_RUN": ""}
-    proc = subprocess.run([sys.executable, "-m", "pipelines", "finetune", PROJECT], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=600)
+    def finetune(epochs: int):
+        trial = study.ask()
+        shutil.rmtree(repo / f"models/{PROJECT}/checkpoints", ignore_errors=True)  # train from the start
+        env = {**pipeline_env(repo), "PIPELINES_SWEEP_STORAGE": storage, "PIPELINES_SWEEP_STUDY": "pruning",
+               "PIPELINES_SWEEP_TRIAL_ID": str(trial._trial_id), "PIPELINES_SWEEP_PRUNER": "median",
+               "PIPELINES_SWEEP_PARENT_RUN": ""}
+        params = repo / "params.yaml"
+        original = params.read_text()
+        raw = yaml.safe_load(original)
+        raw["projects"][PROJECT]["finetune"]["epochs"] = epochs
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+        try:
+            proc = subprocess.run([sys.executable, "-m", "pipelines", "finetune", PROJECT], cwd=repo, env=env,
+                                  capture_output=True, text=True, timeout=600)
+        finally:
+            params.write_text(original)
+        reported = optuna.load_study(study_name="pruning", storage=storage).trials[trial.number]
+        return proc, list(reported.intermediate_values)
+
+    proc, epochs_reported = finetune(3)
     assert proc.returncode == sweep_trial.PRUNED_EXIT, proc.stderr[-3000:]
     assert "pruned by the sweep after epoch 2" in proc.stderr
-    reported = optuna.load_study(study_name="pruning", storage=storage).trials[-1]
-    assert list(reported.intermediate_values) == [1, 2]
+    assert epochs_reported == [1, 2]
+
+    proc, epochs_reported = finetune(2)  # trails as much, but epoch 2 is its last: it finishes
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert epochs_reported == [1, 2]
 
 
 @pytest.mark.parametrize("spec, message", [
