@@ -35,6 +35,17 @@ def machine_name() -> str:
     return settings.get("PIPELINES_MACHINE").strip() or socket.gethostname()
 
 
+def tag_flow_run_with_machine() -> None:
+    """Tag the running flow run ``machine:<name>``: the Prefect UI, and whoever waits on the run,
+    see where it ran."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    with get_client(sync_client=True) as client:
+        tags = set(client.read_flow_run(flow_run.id).tags or ())
+        client.update_flow_run(flow_run.id, tags=sorted(tags | {f"machine:{machine_name()}"}))
+
+
 def limit_name(machine: str | None = None) -> str:
     return LIMIT_PREFIX + (machine or machine_name())
 

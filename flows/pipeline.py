@@ -36,7 +36,7 @@ from flows.checkout import check_project, checkout_lock, pull_from_origin
 from flows.commands import run_logged
 from flows.dvc_runner import CACHED, SKIPPED, StageOutcome, repro_stage
 from flows.errors import FlowError, StageFailed
-from flows.gpu_slots import GPU_STAGES, gpu_slot, machine_name
+from flows.gpu_slots import GPU_STAGES, gpu_slot, tag_flow_run_with_machine
 from flows.overrides import apply_overrides, params_restored, validate_params
 from flows.run_summary import run_summary, summary_markdown
 from pipelines.__main__ import STAGES
@@ -183,11 +183,7 @@ def _stages(project: str, root: Path, stages, retries: int, delay: float, pull: 
 def _prepare(project: str, root: Path, pull: bool) -> bool:
     """Tag the flow run with the machine it runs on, pull the checkout; True when the checkout has a
     DVC remote whose run cache the stages may restore from."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        tags = set(client.read_flow_run(flow_run.id).tags or ())
-        client.update_flow_run(flow_run.id, tags=sorted(tags | {f"machine:{machine_name()}"}))
+    tag_flow_run_with_machine()
     if pull:
         sync_checkout(project, str(root))
     return pull and dvc_runner.dvc_remote(root) is not None

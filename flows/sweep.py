@@ -38,7 +38,7 @@ from flows.checkout import check_project, checkout_lock, pull_from_origin
 from flows.commands import run_logged, stage_env
 from flows.dvc_runner import dvc_remote
 from flows.errors import FlowError
-from flows.gpu_slots import gpu_slot, machine_name
+from flows.gpu_slots import gpu_slot, machine_name, tag_flow_run_with_machine
 from pipelines.errors import PipelineError
 from pipelines.sweep_trial import ENV_STORAGE, PRUNED_EXIT, PRUNED_MESSAGE
 
@@ -71,7 +71,6 @@ def sweep_trial(project: str, experiment: str, overrides: list[str], commit: str
     """One trial of a sweep in this worker's checkout (``checkout``: default, the working directory
     the deployment's pull step entered): ``overrides`` are ``dvc exp run -S`` values, ``commit`` the
     sweep's commit, ``sweep_env`` the study and MLflow settings the trial's finetune reports to."""
-    from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
 
     logger = get_run_logger()
@@ -81,9 +80,7 @@ def sweep_trial(project: str, experiment: str, overrides: list[str], commit: str
     if missing is not None:
         raise FlowError(f"the sweep's study {missing} is not on {machine_name()}: start the sweep with --storage "
                         "and a database URL every worker reaches (e.g. postgresql://...)")
-    with get_client(sync_client=True) as client:  # which machine ran the trial, for the UI and the sweep
-        tags = set(client.read_flow_run(flow_run.id).tags or ())
-        client.update_flow_run(flow_run.id, tags=sorted(tags | {f"machine:{machine_name()}"}))
+    tag_flow_run_with_machine()  # the sweep reports which machine ran the trial
     with checkout_lock(root, lock_timeout_seconds, owner=f"flow run {flow_run.id}",
                        on_wait=lambda holder: logger.info("waiting for the checkout lock (held by %s)", holder)):
         logger.info("%s", pull_from_origin(root))
