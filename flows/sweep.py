@@ -40,6 +40,7 @@ from flows.dvc_runner import dvc_remote
 from flows.errors import FlowError
 from flows.gpu_slots import gpu_slot, machine_name, tag_flow_run_with_machine
 from pipelines.errors import PipelineError
+from pipelines.sweep import trial_command
 from pipelines.sweep_trial import ENV_STORAGE, PRUNED_EXIT, PRUNED_MESSAGE
 
 FLOW_NAME = "nlp-sweep-trial"
@@ -126,12 +127,8 @@ def _run_trial(root: Path, project: str, experiment: str, overrides: list[str], 
     # here by its first run would make DVC refuse the name.
     subprocess.run([sys.executable, "-m", "dvc", "exp", "remove", experiment], cwd=root, env=stage_env(),
                    capture_output=True, text=True)
-    cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", experiment]
-    if dvc_remote(root) is not None:
-        cmd.append("--pull")  # upstream stages another checkout ran come from the remote's run cache
-    for value in overrides:
-        cmd += ["-S", value]
-    cmd.append(f"finetune@{project}")
+    # upstream stages another checkout ran come from the remote's run cache
+    cmd = trial_command(experiment, overrides, project, pull=dvc_remote(root) is not None)
     with gpu_slot(on_wait=logger.info) as (slot, device_env):
         logger.info("trial %s on GPU slot %s: %s", experiment, slot, " ".join(overrides))
         env = stage_env({**device_env, **sweep_env})

@@ -195,6 +195,15 @@ def _dvc_override(raw: dict, project: str, key: str, value: Any) -> str:
     return f"{'' if present else '+'}projects.{project}.{key}={json.dumps(value)}"
 
 
+def trial_command(experiment: str, overrides: list[str], project: str, pull: bool = False) -> list[str]:
+    """``dvc exp run --temp`` of one trial up to finetune; ``pull``: restore upstream stages from the
+    DVC remote's run cache."""
+    cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", experiment] + (["--pull"] if pull else [])
+    for o in overrides:
+        cmd += ["-S", o]
+    return cmd + [f"finetune@{project}"]
+
+
 class LocalTrials:
     """Runs each trial on this machine: ``dvc exp run --temp`` in a temporary copy of the workspace."""
 
@@ -211,10 +220,7 @@ class LocalTrials:
 
     def run(self, experiment: str, overrides: list[str], sweep_env: dict[str, str]) -> tuple[int, str]:
         """Run one trial; its exit code and what it printed."""
-        cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", experiment]
-        for o in overrides:
-            cmd += ["-S", o]
-        cmd.append(f"finetune@{self.project}")
+        cmd = trial_command(experiment, overrides, self.project)
         env = {**os.environ, **sweep_env}
         env.pop("PIPELINES_ROOT", None)
         proc = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True)
