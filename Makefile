@@ -4,7 +4,7 @@
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # For the programs make starts itself (dvc, mlflow ui), which read these before any code of the
-# project runs; the project's commands set them from pipelines/settings.py (ENVIRONMENT_DEFAULTS).
+# project runs; the project's commands set them from pipelines/core/settings.py (ENVIRONMENT_DEFAULTS).
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false

@@ -10,7 +10,7 @@
    30 % lower). Each setting runs in its own process, since peak resident memory never goes down.
 4. On a CUDA machine, bf16 against fp32 throughput and CUDA peak memory.
 
-The model is the translation project's encoder-decoder (BART-style, from ``pipelines.tasks.seq2seq``)
+The model is the translation project's encoder-decoder (BART-style, from ``pipelines.tasks.seq2seq.model``)
 at the size of the Multi30k benchmark, trained on the first examples of Multi30k.
 """
 
@@ -39,7 +39,7 @@ def _setup(max_length: int = 64, n: int = N_TRAIN):
     import torch
 
     from pipelines.config import TranslationProject
-    from pipelines.tasks import seq2seq
+    from pipelines.tasks.seq2seq import model as seq2seq
 
     cfg = TranslationProject.model_validate({
         "model": MODEL,
@@ -60,8 +60,8 @@ def _setup(max_length: int = 64, n: int = N_TRAIN):
 
 
 def _collator(cfg, toks, model):
-    from pipelines.tasks import seq2seq
-    from pipelines.training import KeepKeys
+    from pipelines.tasks.seq2seq import model as seq2seq
+    from pipelines.training.harness import KeepKeys
 
     return KeepKeys(seq2seq.collator(toks, cfg, model), seq2seq.FINETUNE_KEYS)
 
@@ -69,8 +69,8 @@ def _collator(cfg, toks, model):
 def _pipeline_trainer(cfg, toks, dsd, model, steps, *, group=False, checkpointing=False, precision="fp32",
                       device="cpu"):
     from pipelines.config import TrainConfig
-    from pipelines.tasks import seq2seq
-    from pipelines.training import build_args, make_trainer
+    from pipelines.tasks.seq2seq import model as seq2seq
+    from pipelines.training.harness import build_args, make_trainer
 
     tc = TrainConfig(batch_size=BATCH, max_steps=steps, learning_rate=5e-4, warmup_ratio=0.1, logging_steps=10_000,
                      group_by_length=group, gradient_checkpointing=checkpointing)
@@ -162,7 +162,7 @@ def compare_throughput(steps: int = 60) -> dict:
 
 def _memory_worker(checkpointing: bool, steps: int = 6) -> dict:
     """Run in a fresh process: resident memory before training and at its peak."""
-    from pipelines.training import peak_rss_mb
+    from pipelines.training.harness import peak_rss_mb
 
     cfg, toks, dsd, model = _setup(max_length=256, n=6 * 512)
     trainer = _pipeline_trainer(cfg, toks, dsd, model, steps, checkpointing=checkpointing)

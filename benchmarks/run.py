@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(NAMES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from pipelines import settings
+    from pipelines.core import settings
 
     settings.apply_environment_defaults(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PIPELINES_PROGRESS="0")
     for name in args.names or NAMES:

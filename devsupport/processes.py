@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pipelines import settings
+from pipelines.core import settings
 
 from .workspace import pipeline_env
 

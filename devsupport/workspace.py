@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines import settings
+from pipelines.core import settings
 
 REPO = Path(__file__).resolve().parents[1]
 

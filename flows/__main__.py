@@ -23,12 +23,12 @@ import logging
 import sys
 from pathlib import Path
 
+from pipelines import __version__
+
 
 def build_parser(prog: str = "python -m flows") -> argparse.ArgumentParser:
-    from pipelines.__main__ import version
-
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=version())
+    p.add_argument("--version", action="version", version=f"nlp-pipelines {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every stage of a project (DVC skips what is up to date)")
     run.add_argument("project")
@@ -65,7 +65,7 @@ EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 120
 def set_environment_defaults() -> None:
     """Settings of this command unless the user set them; Prefect reads its own when it is first
     imported, so this runs before any module that imports it."""
-    from pipelines import settings
+    from pipelines.core import settings
 
     settings.apply_environment_defaults(
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=str(EPHEMERAL_STARTUP_TIMEOUT_SECONDS))
@@ -74,8 +74,8 @@ def set_environment_defaults() -> None:
 def main(argv: list[str] | None = None, prog: str = "python -m flows") -> int:
     """``prog``: the command's name in usage lines (`nlp-pipelines flows` when called from there)."""
     args = build_parser(prog).parse_args(argv)
-    from pipelines import settings
-    from pipelines.errors import ConfigError
+    from pipelines.core import settings
+    from pipelines.core.errors import ConfigError
 
     try:
         settings.check()

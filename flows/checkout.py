@@ -23,7 +23,7 @@ def enter_checkout(directory: str) -> dict[str, str]:
     """The deployments' pull step: work in this worker's checkout (``PIPELINES_CHECKOUT``, which
     ``python -m flows worker`` sets), else in ``directory``, the checkout the deployment was created
     from. Each worker of a pool thus runs its flow runs in its own clone, wherever it lies."""
-    from pipelines import settings
+    from pipelines.core import settings
 
     own = settings.get("PIPELINES_CHECKOUT").strip()
     root = Path(own or directory).expanduser().resolve()

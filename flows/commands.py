@@ -17,7 +17,7 @@ TAIL_LINES = 30
 def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment stages run in: the worker's own (MLFLOW_TRACKING_URI, PIPELINES_DEVICE, CUDA
     variables pass through untouched), quiet and without progress bars, which a log view cannot redraw."""
-    from pipelines import settings
+    from pipelines.core import settings
 
     env = settings.apply_environment_defaults(dict(os.environ), PIPELINES_PROGRESS="0")
     env.update(extra or {})

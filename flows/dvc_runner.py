@@ -20,7 +20,7 @@ from typing import Callable
 
 from flows.commands import run_logged, stage_env
 from flows.errors import FlowError, StageFailed
-from pipelines.__main__ import STAGES
+from pipelines.stages import STAGES
 
 # What became of a stage in a flow run, as the run's summary and the stage task's state show it.
 RAN = "ran"  # DVC ran the stage's command

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Exit codes of `python -m pipelines` that a retry cannot fix (pipelines/errors.py): a bad
+# Exit codes of `python -m pipelines` that a retry cannot fix (pipelines/core/errors.py): a bad
 # params.yaml (2), bad input data (3), or a trained model that fails a check params ask for (5: the
 # retry resumes from the same checkpoints and fails the same check). Anything else (a lost tracking
 # server, a killed process, CUDA out of memory on a shared GPU) may pass on a second try.

@@ -30,7 +30,7 @@ SLOT_TIMEOUT_SECONDS = 24 * 3600
 
 def machine_name() -> str:
     """``PIPELINES_MACHINE``, else this host's name: the workers of one machine share its GPUs."""
-    from pipelines import settings
+    from pipelines.core import settings
 
     return settings.get("PIPELINES_MACHINE").strip() or socket.gethostname()
 
@@ -64,7 +64,7 @@ def _visible_gpus() -> tuple[str, ...]:
 
 def declared_slots() -> tuple[str, ...]:
     """This machine's slots: GPU ids, or ``cpu-N`` names where training runs on the processor."""
-    from pipelines import settings
+    from pipelines.core import settings
 
     return settings.get("PIPELINES_GPU_SLOTS") or _visible_gpus() or ("cpu-0",)
 

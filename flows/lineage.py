@@ -1,6 +1,6 @@
 """Has anything changed since the champion was trained? Compares the lineage tags the export stage
 put on the champion version (``data.raw.sha256``, ``params.sha256``) with the same hashes of the
-checkout now, computed by the same function (pipelines.lineage) so the two can never disagree.
+checkout now, computed by the same function (pipelines.tracking.lineage) so the two can never disagree.
 
     python -m flows.lineage <project>     # in the checkout, after ingest; prints one JSON object
 
@@ -20,11 +20,11 @@ LABELS = {"data.raw.sha256": "source data (data/<project>/raw)", "params.sha256"
 
 def compare(project: str, params_file: str = "params.yaml") -> dict:
     """The champion's lineage against the checkout's: ``changed`` and the reasons, in words."""
-    from pipelines import registry, tracking
+    from pipelines.tracking import registry, runs as tracking
     from pipelines.config import load_params
-    from pipelines.errors import DataError
-    from pipelines.lineage import lineage
-    from pipelines.paths import ProjectPaths
+    from pipelines.core.errors import DataError
+    from pipelines.tracking.lineage import lineage
+    from pipelines.core.paths import ProjectPaths
 
     params = load_params(params_file)
     paths = ProjectPaths.of(project)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from pipelines.errors import PipelineError
+    from pipelines.core.errors import PipelineError
 
     try:
         result = compare(args.project, args.params)

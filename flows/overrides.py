@@ -15,7 +15,7 @@ import yaml
 
 from flows.commands import stage_env
 from flows.errors import OverrideError
-from pipelines.io import atomic_file
+from pipelines.core.io import atomic_file
 
 # Blocks an override may touch besides the project's own: the shared ones every project reads.
 SHARED_BLOCKS = ("common", "runtime", "tracking")

@@ -39,7 +39,7 @@ from flows.errors import FlowError, StageFailed
 from flows.gpu_slots import GPU_STAGES, gpu_slot, tag_flow_run_with_machine
 from flows.overrides import apply_overrides, params_restored, validate_params
 from flows.run_summary import run_summary, summary_markdown
-from pipelines.__main__ import STAGES
+from pipelines.stages import STAGES
 
 # A second flow run on the same checkout waits this long for the first before failing.
 LOCK_TIMEOUT_SECONDS = 6 * 3600
@@ -55,7 +55,7 @@ def artifact_key(project: str, what: str) -> str:
 def _retry_settings(retries: int | None, delay: float | None) -> tuple[int, float]:
     """Retries of a failed stage: the flow parameter, else PIPELINES_FLOW_RETRIES (default 1);
     the wait between tries: the parameter, else PIPELINES_FLOW_RETRY_DELAY seconds (default 30)."""
-    from pipelines import settings
+    from pipelines.core import settings
 
     if retries is None:
         retries = settings.get("PIPELINES_FLOW_RETRIES")

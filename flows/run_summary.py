@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from flows.dvc_runner import RAN, StageOutcome
-from pipelines.io import read_json_if_present
-from pipelines.paths import ProjectPaths
+from pipelines.core.io import read_json_if_present
+from pipelines.core.paths import ProjectPaths
 
 
 def read_report(root: Path, project: str, stage: str) -> dict | None:

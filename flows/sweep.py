@@ -39,9 +39,9 @@ from flows.commands import run_logged, stage_env
 from flows.dvc_runner import dvc_remote
 from flows.errors import FlowError
 from flows.gpu_slots import gpu_slot, machine_name, tag_flow_run_with_machine
-from pipelines.errors import PipelineError
-from pipelines.sweep import trial_command
-from pipelines.sweep_trial import ENV_STORAGE, PRUNED_EXIT, PRUNED_MESSAGE
+from pipelines.core.errors import PipelineError
+from pipelines.sweep.study import trial_command
+from pipelines.sweep.trial import ENV_STORAGE, PRUNED_EXIT, PRUNED_MESSAGE
 
 FLOW_NAME = "nlp-sweep-trial"
 DEPLOYMENT_NAME = "sweep-trial"

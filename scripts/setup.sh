@@ -23,5 +23,5 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 # The offline page of `dvc plots show` (.dvc/config names it): written once, kept while current.
-"$VENV/bin/python" -m pipelines.plots_page \
+"$VENV/bin/python" -m pipelines.core.plots_page \
   || echo "setup: the offline plots template was not written; \`dvc plots show\` will need the internet" >&2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import settings
+from pipelines.core import settings
 
 # The product's own defaults, the hub never contacted, and no progress bars in test logs.
 settings.apply_environment_defaults(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_EVALUATE_OFFLINE="1",

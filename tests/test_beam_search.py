@@ -7,8 +7,8 @@ import torch
 from transformers import (BartConfig, BartForConditionalGeneration, MarianConfig, MarianMTModel, MBartConfig,
                           MBartForConditionalGeneration)
 
-from pipelines.model_files import quantize_dynamic_int8
-from pipelines.decoding import beam_search, supports
+from pipelines.models.files import quantize_dynamic_int8
+from pipelines.models.decoding import beam_search, supports
 
 PAD, BOS, EOS, VOCAB = 1, 0, 2, 120
 SHAPE = dict(d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines.data import builtin_classification as cls
-from pipelines.data import builtin_summarization as summ
-from pipelines.data import builtin_translation as tr
+from pipelines.tasks.classification import builtin as cls
+from pipelines.tasks.summarization import builtin as summ
+from pipelines.tasks.translation import builtin as tr
 from pipelines.data import dirt
 from pipelines.data.sources import load_builtin
 from pipelines.tasks import get_task
-from pipelines.text import clean_text, dedupe_key
+from pipelines.data.text import clean_text, dedupe_key
 
 GENERATORS = {"classification": cls, "translation": tr, "summarization": summ}
 FIELDS = {"classification": ("text", "label"), "translation": ("source", "target"),

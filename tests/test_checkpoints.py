@@ -30,7 +30,7 @@ def save_checkpoint(kind: str, folder: Path) -> Path:
     import transformers as tf
 
     from pipelines.config import TokenizerConfig
-    from pipelines.tokenization import train_tokenizer
+    from pipelines.data.tokenization import train_tokenizer
 
     family = "encoder" if kind == "bert" else "seq2seq"
     tok = train_tokenizer(TEXTS * 4, TokenizerConfig(type="wordpiece" if kind == "bert" else "bpe", vocab_size=300,
@@ -76,7 +76,7 @@ def _run_stages(root: Path, params: dict, project: str, monkeypatch) -> None:
 
     import yaml
 
-    from pipelines.__main__ import STAGES
+    from pipelines.stages import STAGES
     from pipelines.config import parse_params
 
     root.mkdir(parents=True)

@@ -11,7 +11,7 @@ from pipelines.config import ClassificationProject, TranslationProject
 from pipelines.stages.clean import clean_records
 from pipelines.stages.split import assign_splits, leakage
 from pipelines.tasks import get_task
-from pipelines.text import clean_text, dedupe_key
+from pipelines.data.text import clean_text, dedupe_key
 
 CLS = get_task("classification")
 
@@ -115,7 +115,7 @@ def test_leakage_detects_normalised_copies():
 def test_optional_references_may_be_absent_from_some_files_but_not_all(tmp_path):
     from pipelines.config import SummarizationProject
     from pipelines.data import sources
-    from pipelines.errors import DataError
+    from pipelines.core.errors import DataError
 
     task = get_task("summarization")
     row = {"document": "A long enough email body. It has two sentences.", "summary": "Email"}

@@ -18,13 +18,13 @@ from pipelines.compression.distillation import distill, distillation_loss, teach
 from pipelines.compression.measurement import count_nonzero, count_parameters, linear_weight_bytes
 from pipelines.compression.pruning import block_linears, block_sparsity, make_pruning_permanent, prune_ffn, prune_heads, prune_magnitude
 from pipelines.compression.quantization import quantize_onnx_int8
-from pipelines.model_files import (attention_modules, load_hf_model, num_heads, quantize_dynamic_int8, save_quantized,
+from pipelines.models.files import (attention_modules, load_hf_model, num_heads, quantize_dynamic_int8, save_quantized,
                                    weights_size)
 from pipelines.config import ClassificationProject, ConfigError, TranslationProject, parse_params
-from pipelines.tasks import classification as cls_task
-from pipelines.tasks import seq2seq
-from pipelines.tokenization import train_tokenizer
-from pipelines.training import KeepKeys
+from pipelines.tasks.classification import model as cls_task
+from pipelines.tasks.seq2seq import model as seq2seq
+from pipelines.data.tokenization import train_tokenizer
+from pipelines.training.harness import KeepKeys
 
 WORDS = "the a film plot actor scene music long short boring great awful fine dull witty good bad".split()
 TINY = {"hidden_size": 32, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4, "intermediate_size": 64,
@@ -344,8 +344,8 @@ def test_ort_int8_graph_is_smaller_and_agrees(clf, tmp_path):
 
 # --------------------------------------------------------------------------- serving and export choice
 def test_an_exported_int8_variant_serves(clf, tmp_path):
-    from pipelines.serving import TextModel
-    from pipelines.tokenization import save_tokenizers
+    from pipelines.serving.pyfunc import TextModel
+    from pipelines.data.tokenization import save_tokenizers
 
     hf = tmp_path / "export" / "hf"
     save_quantized(quantize_dynamic_int8(clf.model), hf)
@@ -361,7 +361,7 @@ def test_an_exported_int8_variant_serves(clf, tmp_path):
 
 
 def test_best_under_latency_picks_the_most_accurate_variant_within_budget():
-    from pipelines.errors import PipelineError
+    from pipelines.core.errors import PipelineError
     from pipelines.stages.export import choose_variant
 
     table = {"full": {"accuracy": 0.90, "latency_ms": 10.0}, "int8": {"accuracy": 0.89, "latency_ms": 4.0},
@@ -378,8 +378,8 @@ def test_best_under_latency_picks_the_most_accurate_variant_within_budget():
 
 def test_export_takes_the_compress_graph_only_of_the_same_model_and_opset(tmp_path):
     from pipelines.stages.export import onnx_graphs
-    from pipelines.tasks import classification as cls_task
-    from pipelines.variants import Variant
+    from pipelines.tasks.classification import model as cls_task
+    from pipelines.compression.variants import Variant
 
     (tmp_path / "compressed/ort_fp32").mkdir(parents=True)
     (tmp_path / "compressed/ort_fp32/model.onnx").write_bytes(b"graph")

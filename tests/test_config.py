@@ -393,17 +393,17 @@ def test_yaml_anchors_and_merge_keys_still_work(tmp_path):
 
 def test_the_params_reference_is_current():
     """docs/params.md is generated from the config models; regenerate it when a setting changes:
-    python -m pipelines.params_reference > docs/params.md"""
-    from pipelines.params_reference import render
+    python -m pipelines.config.reference > docs/params.md"""
+    from pipelines.config.reference import render
 
     assert (REPO / "docs" / "params.md").read_text() == render()
 
 
 def test_every_setting_in_the_params_reference_says_what_it_means():
     """A row with an empty meaning is a setting a user has to read the code for: give its field a
-    comment in pipelines/config.py, on the line above it."""
+    comment in pipelines/config/__init__.py, on the line above it."""
     from pipelines import config
-    from pipelines.params_reference import rows
+    from pipelines.config.reference import rows
 
     models = [(config.CommonConfig, "common."), (config.RuntimeConfig, "runtime."),
               (config.TrackingConfig, "tracking.")] + [(m, f"{t}:") for t, m in config.TASK_CLASSES.items()]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.__main__ import STAGES, SUBCOMMANDS
+from pipelines.cli.main import SUBCOMMANDS
+from pipelines.stages import STAGES
 
 SCRIPT = Path(sys.executable).parent / "nlp-pipelines"
 

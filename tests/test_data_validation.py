@@ -14,12 +14,12 @@ import pytest
 import yaml
 
 from pipelines.config import parse_params, resolve_projects
-from pipelines.errors import DataError
-from pipelines.io import write_jsonl
-from pipelines.paths import ProjectPaths
+from pipelines.core.errors import DataError
+from pipelines.core.io import write_jsonl
+from pipelines.core.paths import ProjectPaths
 from pipelines.stages import clean, ingest, split
 from pipelines.tasks import get_task
-from pipelines.text import label_text
+from pipelines.data.text import label_text
 from tests.tiny import REPO
 
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())

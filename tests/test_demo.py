@@ -155,7 +155,7 @@ def test_bad_input_gets_a_message_not_a_traceback(demo_url):
 
 
 def test_a_project_without_a_model_names_the_command_that_makes_one(demo_repo, tmp_path, monkeypatch):
-    from pipelines import demo, demo_app
+    from pipelines.serving import demo, demo_app
     from pipelines.config import load_params
 
     params = load_params(demo_repo / "params.yaml")

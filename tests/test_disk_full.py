@@ -44,7 +44,7 @@ def test_disk_full_recognises_what_sqlite_and_the_os_raise():
     import errno
     import sqlite3
 
-    from pipelines.__main__ import disk_full
+    from pipelines.cli.main import disk_full
 
     assert "the disk is full" in disk_full(OSError(errno.ENOSPC, "No space left on device", "/x/y"))
     wrapped = RuntimeError("(sqlite3.OperationalError) database or disk is full")
@@ -63,8 +63,8 @@ def test_a_full_disk_behind_a_tracking_error_is_reported_as_a_full_disk(monkeypa
     """MLflow's SQLite store failing on a full disk reaches the CLI as a TrackingError."""
     import sqlite3
 
-    from pipelines import __main__ as cli
-    from pipelines.errors import TrackingError
+    from pipelines.cli import main as cli
+    from pipelines.core.errors import TrackingError
 
     def store_full():
         try:

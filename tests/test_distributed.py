@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import distributed
-from pipelines.errors import ConfigError
-from pipelines.training import train
+from pipelines.training import distributed
+from pipelines.core.errors import ConfigError
+from pipelines.training.harness import train
 from tests.tiny import dvc, free_port, make_repo_copy, mlflow_json, pipeline_env, tiny_params
 
 PROJECT = "classification"

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import lineage
+from pipelines.tracking import lineage
 from pipelines.config import parse_params
-from pipelines.errors import ConfigError
-from pipelines.io import content_hash, read_jsonl
-from pipelines.paths import ProjectPaths
+from pipelines.core.errors import ConfigError
+from pipelines.core.io import content_hash, read_jsonl
+from pipelines.core.paths import ProjectPaths
 from pipelines.stages import clean, ingest, split
 from pipelines.tasks import get_task
-from pipelines.tokenization import train_tokenizer
+from pipelines.data.tokenization import train_tokenizer
 
 TASK = get_task("classification")
 THRESHOLDS = parse_params({"projects": {"c": {"task": "classification"}}}).project("c").export.data_change

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from pipelines.__main__ import main
+from pipelines.cli.main import main
 from tests.tiny import pipeline_env, tiny_params
 
 

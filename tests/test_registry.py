@@ -9,9 +9,9 @@ import os
 import mlflow
 import pytest
 
-from pipelines import registry, tracking
+from pipelines.tracking import registry, runs as tracking
 from pipelines.config import parse_params
-from pipelines.errors import TrackingError
+from pipelines.core.errors import TrackingError
 
 
 class Constant(mlflow.pyfunc.PythonModel):
@@ -297,7 +297,7 @@ def test_temporary_outputs_of_a_killed_writer_are_removed_by_the_next_write(tmp_
     import subprocess
     import sys
 
-    from pipelines.io import _host_tag, atomic_dir
+    from pipelines.core.io import _host_tag, atomic_dir
 
     target = tmp_path / "models" / "export"
     target.parent.mkdir(parents=True)

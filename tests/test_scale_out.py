@@ -80,7 +80,7 @@ def test_a_sweep_on_the_pool_refuses_what_the_workers_cannot_reach(tmp_path, mon
     """Checked before any trial is submitted, each with its fix (no server is contacted for these)."""
     from devsupport.team import git
     from flows.sweep import PoolTrials
-    from pipelines.errors import PipelineError
+    from pipelines.core.errors import PipelineError
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     git(tmp_path, "init", "-q")

@@ -9,9 +9,9 @@ import pytest
 import sacrebleu
 import torch
 
-from pipelines.model_files import load_quantized, quantize_dynamic_int8, save_quantized
+from pipelines.models.files import load_quantized, quantize_dynamic_int8, save_quantized
 from pipelines.config import SummarizationProject, TranslationProject
-from pipelines.tasks import seq2seq
+from pipelines.tasks.seq2seq import model as seq2seq
 
 EN = "a the man woman dog cat runs sits walks on in near red blue small big street park house".split()
 DE = "ein der mann frau hund katze läuft sitzt geht auf im nahe rot blau klein groß straße park haus".split()
@@ -222,7 +222,7 @@ def test_generate_takes_the_project_beam_search_with_generates_outputs(shared, m
 
 
 def test_a_generation_field_the_beam_loop_does_not_know_sends_decoding_to_generate(shared):
-    from pipelines import decoding
+    from pipelines.models import decoding
 
     cfg, _, model = shared
     settings = seq2seq.decoding_settings(cfg)
@@ -332,7 +332,7 @@ def test_source_gain_tells_a_model_that_ignores_its_source(splits, layer_norm):
     (BART and, with layer_norm pre, MBart)."""
     import copy
 
-    from pipelines.training import KeepKeys
+    from pipelines.training.harness import KeepKeys
 
     cfg = _cfg(layer_norm=layer_norm)
     toks = seq2seq.build_tokenizers(splits, cfg)
@@ -361,7 +361,7 @@ def test_source_gain_tells_a_model_that_ignores_its_source(splits, layer_norm):
     assert abs(ignored["source_gain"]) < 1e-5, ignored
 
     # finetune.min_source_gain turns the diagnosis into a failed stage
-    from pipelines.errors import TrainingError
+    from pipelines.core.errors import TrainingError
     from pipelines.stages.finetune import check_source_gain
 
     check_source_gain(reading, 0.05)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import sweep, sweep_trial
-from pipelines.errors import ConfigError
+from pipelines.sweep import study as sweep, trial as sweep_trial
+from pipelines.core.errors import ConfigError
 from tests.tiny import dvc, int8_only, make_repo_copy, mlflow_json, pipeline_env, tiny_params
 
 PROJECT = "classification"

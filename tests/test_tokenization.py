@@ -12,14 +12,14 @@ import sys
 
 import pytest
 
-from pipelines.data.builtin_classification import generate
+from pipelines.tasks.classification.builtin import generate
 from tests.tiny import REPO
 
 SCRIPT = """
 import json, sys
 from types import SimpleNamespace
-from pipelines.data.builtin_classification import generate
-from pipelines.tokenization import train_tokenizer
+from pipelines.tasks.classification.builtin import generate
+from pipelines.data.tokenization import train_tokenizer
 texts = [r["text"] for r in generate(600, 3, dirty=False)]
 cfg = SimpleNamespace(type=sys.argv[1], vocab_size=300, min_frequency=2, lowercase=True, max_length=64)
 tok = train_tokenizer(texts, cfg, "encoder" if sys.argv[1] == "wordpiece" else "seq2seq")
@@ -46,7 +46,7 @@ def test_renumbering_keeps_the_segmentation(kind, monkeypatch):
 
     from tokenizers import Tokenizer
 
-    from pipelines import tokenization
+    from pipelines.data import tokenization
 
     texts = [r["text"] for r in generate(600, 3, dirty=False)]
     cfg = SimpleNamespace(type=kind, vocab_size=300, min_frequency=2, lowercase=True, max_length=64)
@@ -69,7 +69,7 @@ def test_min_frequency_decides_whether_rare_words_stay_whole(kind):
     """tokenizer.min_frequency 1 lets a word seen once in training become one token; 2 splits it."""
     from types import SimpleNamespace
 
-    from pipelines import tokenization
+    from pipelines.data import tokenization
 
     texts = [r["text"] for r in generate(300, 3, dirty=False)] + ["an unforgettably zestful film"]
     family = "encoder" if kind == "wordpiece" else "seq2seq"

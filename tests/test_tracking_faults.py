@@ -21,9 +21,9 @@ from unittest import mock
 
 import pytest
 
-from pipelines import tracking
+from pipelines.tracking import runs as tracking
 from pipelines.config import parse_params
-from pipelines.errors import TrackingError
+from pipelines.core.errors import TrackingError
 from tests.tiny import TINY_TRAIN, free_port, make_repo_copy, pipeline_env, tiny_params
 
 PROJECT = "classification"
@@ -208,7 +208,7 @@ def test_run_left_running_is_closed_when_its_checkpoints_are_discarded(mlflow_en
     checkpoints are discarded, so nothing would continue that run: it is closed as KILLED."""
     import mlflow
 
-    from pipelines.training import prepare_checkpoint_dir, save_resume_state
+    from pipelines.training.harness import prepare_checkpoint_dir, save_resume_state
 
     mlflow_env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(KeyboardInterrupt):

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from pipelines.config import ClassificationProject, TrainConfig
-from pipelines.errors import ConfigError
-from pipelines.tasks import classification as cls_task
-from pipelines.tokenization import train_tokenizer
-from pipelines.training import (KeepKeys, build_args, cpu_supports_bf16, make_trainer, resolve_precision,
+from pipelines.core.errors import ConfigError
+from pipelines.tasks.classification import model as cls_task
+from pipelines.data.tokenization import train_tokenizer
+from pipelines.training.harness import (KeepKeys, build_args, cpu_supports_bf16, make_trainer, resolve_precision,
                                 train)
 
 WORDS = "the a good bad film plot actor scene music long short boring great awful fine dull witty".split()

@@ -1,7 +1,7 @@
 """Knowledge distillation: a smaller student initialised from the teacher's layers where shapes
 match, then trained to match the teacher's outputs (soft KL at a temperature mixed with the hard
 cross-entropy; token-level for seq2seq, with teacher forcing). The training is the pipeline's
-training harness (:func:`pipelines.training.train`) with a Trainer whose loss is the distillation
+training harness (:func:`pipelines.training.harness.train`) with a Trainer whose loss is the distillation
 loss, so it has what every training has: mixed precision, checkpoints and resume, gradient
 clipping at ``max_grad_norm``, and its curves in MLflow."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from pipelines.core.errors import ConfigError
 
 # A block of a stack: BERT and BART number `layer.N` / `layers.N`, T5 `block.N` (whose sub-modules are
 # themselves `layer.M`: the first numbered segment is the stack).
@@ -137,8 +137,8 @@ def distill(student: nn.Module, teacher: nn.Module, dataset, collator, settings,
     compress.distillation block (its loss settings and every training setting); ``epochs`` replaces
     its epochs (the pruned variant's recovery). A run interrupted after a checkpoint in ``ckpt_dir``
     resumes there; the caller clears the folder when the inputs change
-    (:func:`pipelines.training.prepare_checkpoint_dir`)."""
-    from ..training import build_args, train
+    (:func:`pipelines.training.harness.prepare_checkpoint_dir`)."""
+    from pipelines.training.harness import build_args, train
 
     if epochs is not None:
         settings = settings.model_copy(update={"epochs": epochs})

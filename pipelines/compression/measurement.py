@@ -11,8 +11,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .. import settings
-from ..model_files import dynamic_linear_cls
+from pipelines.core import settings
+from pipelines.models.files import dynamic_linear_cls
 
 def linear_weight_bytes(model: nn.Module) -> int:
     """Bytes held by Linear weights: float Linear layers, or int8 dynamic ones."""

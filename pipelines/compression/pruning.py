@@ -9,7 +9,7 @@ import re
 import torch
 from torch import nn
 
-from ..model_files import PRUNED_HEADS_KEY, attention_layout, attention_modules, num_heads, remove_heads, slice_linear
+from pipelines.models.files import (PRUNED_HEADS_KEY, attention_layout, attention_modules, num_heads, remove_heads, slice_linear)
 
 # Linear layers inside the transformer blocks (BERT's encoder.layer.N, BART's encoder/decoder.layers.N):
 # what magnitude pruning touches. Embeddings, pooler and output head stay dense.

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..io import iter_jsonl
-from ..tasks import TaskSpec
-from ..text import label_text
+from pipelines.core.errors import DataError
+from pipelines.core.io import iter_jsonl
+from pipelines.tasks import TaskSpec
+from pipelines.data.text import label_text
 
 logger = logging.getLogger(__name__)
 
@@ -444,7 +444,7 @@ def canonicalize(rows: list[dict], task: TaskSpec, data_cfg, where: str, stats: 
 
 # --------------------------------------------------------------------------- sources
 def load_builtin(task: TaskSpec, data_cfg, seed: int) -> RawData:
-    module = importlib.import_module(f"pipelines.data.builtin_{task.name}")
+    module = importlib.import_module(f"pipelines.tasks.{task.name}.builtin")
     rows = module.generate(data_cfg.builtin_size, seed)
     # builtin data uses the canonical names; map them to the configured ones only if they differ
     records = [{canon: r.get(canon) for canon in task.fields} for r in rows]

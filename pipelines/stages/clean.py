@@ -18,12 +18,12 @@ import logging
 import statistics
 from collections import Counter
 
-from ..config import Params
-from ..errors import DataError
-from ..io import atomic_dir, read_jsonl, write_json, write_jsonl
-from ..paths import ProjectPaths
-from ..tasks import get_task
-from ..text import clean_text, dedupe_key, label_text
+from pipelines.config import Params
+from pipelines.core.errors import DataError
+from pipelines.core.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
+from pipelines.data.text import clean_text, dedupe_key, label_text
 
 logger = logging.getLogger(__name__)
 

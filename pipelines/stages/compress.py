@@ -32,22 +32,20 @@ from pathlib import Path
 
 import torch
 
-from .. import tracking
-from ..compression.distillation import distill
-from ..compression.measurement import (count_nonzero, count_parameters, gzip_size, latency_threads,
-                                       linear_weight_bytes, measure_latency)
-from ..compression.pruning import block_sparsity, make_pruning_permanent, prune_ffn, prune_heads, prune_magnitude
-from ..compression.quantization import quantize_onnx_int8
-from ..config import INT8_OF, Params
-from ..errors import ConfigError
-from ..io import atomic_dir, content_hash, read_json, read_jsonl, write_json
-from ..model_files import load_hf_model, quantize_dynamic_int8, save_quantized, weights_size
-from ..paths import ProjectPaths
-from ..tasks import get_task
-from ..tokenization import load_tokenizers
-from ..training import (KeepKeys, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision,
-                        resume_settings)
-from ..variants import Variant, write_manifest
+from pipelines.tracking import runs as tracking
+from pipelines.compression.distillation import distill
+from pipelines.compression.measurement import (count_nonzero, count_parameters, gzip_size, latency_threads, linear_weight_bytes, measure_latency)
+from pipelines.compression.pruning import (block_sparsity, make_pruning_permanent, prune_ffn, prune_heads, prune_magnitude)
+from pipelines.compression.quantization import quantize_onnx_int8
+from pipelines.config import INT8_OF, Params
+from pipelines.core.errors import ConfigError
+from pipelines.core.io import atomic_dir, content_hash, read_json, read_jsonl, write_json
+from pipelines.models.files import load_hf_model, quantize_dynamic_int8, save_quantized, weights_size
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
+from pipelines.data.tokenization import load_tokenizers
+from pipelines.training.harness import (KeepKeys, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings)
+from pipelines.compression.variants import Variant, write_manifest
 
 logger = logging.getLogger(__name__)
 

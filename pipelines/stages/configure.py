@@ -1,7 +1,7 @@
 """Stage configure: write a project's resolved settings, one file per part that a stage reads.
 
-A project's block in params.yaml is laid over its preset (pipelines/presets.yaml) and the defaults in
-pipelines/config.py. DVC tracks params.yaml keys, not what a preset or a default fills in, so each
+A project's block in params.yaml is laid over its preset (pipelines/config/presets.yaml) and the defaults in
+pipelines/config/__init__.py. DVC tracks params.yaml keys, not what a preset or a default fills in, so each
 stage of the project depends on the files written here for the settings it reads: a change to a
 preset's value, a key set in params.yaml or a default re-runs exactly the stages that read it,
 and the files show what the project runs with.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 
-from ..config import Params
-from ..io import atomic_file
-from ..paths import ProjectPaths
+from pipelines.config import Params
+from pipelines.core.io import atomic_file
+from pipelines.core.paths import ProjectPaths
 
 # The parts of a project's settings that stages read, as dotted keys of its block; "project" is the
 # whole block (export records all of it). dvc.yaml declares configs/<project>/<part>.json per stage.

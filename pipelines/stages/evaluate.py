@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 
-from .. import tracking
-from ..config import Params
-from ..io import read_json, read_jsonl, write_csv, write_json, write_jsonl
-from ..paths import ProjectPaths
-from ..tasks import get_task
-from ..tokenization import load_tokenizers
-from ..training import resolve_device
-from ..variants import load_variant, manifest as variant_manifest
+from pipelines.tracking import runs as tracking
+from pipelines.config import Params
+from pipelines.core.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
+from pipelines.data.tokenization import load_tokenizers
+from pipelines.training.harness import resolve_device
+from pipelines.compression.variants import load_variant, manifest as variant_manifest
 
 logger = logging.getLogger(__name__)
 

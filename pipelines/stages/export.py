@@ -20,19 +20,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import lineage as data_lineage
-from .. import model_card, registry, tracking
-from ..compression.quantization import quantize_onnx_int8
-from ..config import EXPORTABLE, Params
-from ..errors import PipelineError, TrackingError
-from ..io import atomic_dir, atomic_file, content_hash, read_json, read_jsonl, write_json
-from ..model_files import QUANT_FILE, load_hf_model, weights_size
-from ..paths import ProjectPaths
-from ..tasks import get_task
-from ..tokenization import load_tokenizers, save_tokenizers
-from ..training import resolve_device
-from ..variants import Variant, manifest as variant_manifest
-from .evaluate import test_records
+from pipelines.tracking import lineage as data_lineage
+from pipelines.tracking import model_card, registry, runs as tracking
+from pipelines.compression.quantization import quantize_onnx_int8
+from pipelines.config import EXPORTABLE, Params
+from pipelines.core.errors import PipelineError, TrackingError
+from pipelines.core.io import atomic_dir, atomic_file, content_hash, read_json, read_jsonl, write_json
+from pipelines.models.files import QUANT_FILE, load_hf_model, weights_size
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
+from pipelines.data.tokenization import load_tokenizers, save_tokenizers
+from pipelines.training.harness import resolve_device
+from pipelines.compression.variants import Variant, manifest as variant_manifest
+from pipelines.stages.evaluate import test_records
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class ChampionExports:
 def champion_scorer(params: Params, project: str, paths: ProjectPaths, champions: ChampionExports):
     """``score(model_uri)``: a registered version's primary test metric on this export's test split,
     with the metric code of this pipeline and the decoding settings the version was exported with."""
-    from ..serving import export_settings
+    from pipelines.serving.pyfunc import export_settings
 
     cfg = params.project(project)
     impl = get_task(cfg.task).impl()
@@ -246,7 +246,7 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
              value: float, variant: str, test_hash: str, score_champion=None,
              data_change_report: dict | None = None) -> dict:
     """Log the served model and register it; a failed update leaves the champion as it was."""
-    from ..serving import MODEL_CODE, model_signature
+    from pipelines.serving.pyfunc import MODEL_CODE, model_signature
 
     cfg = params.project(project)
     task = get_task(cfg.task)

@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import math
 
-from .. import distributed, sweep_trial, tracking
-from ..config import Params, flatten
-from ..errors import TrainingError
-from ..io import atomic_dir, content_hash, read_json, write_csv, write_json
-from ..paths import ProjectPaths
-from ..tasks import get_task
-from ..tokenization import load_tokenizers
-from ..training import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device,
-                        resolve_precision, resume_settings, save_resume_state, train)
+from pipelines.training import distributed
+from pipelines.sweep import trial as sweep_trial
+from pipelines.tracking import runs as tracking
+from pipelines.config import Params, flatten
+from pipelines.core.errors import TrainingError
+from pipelines.core.io import atomic_dir, content_hash, read_json, write_csv, write_json
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
+from pipelines.data.tokenization import load_tokenizers
+from pipelines.training.harness import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings, save_resume_state, train)
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def check_source_gain(report: dict, floor: float | None) -> None:
 
 def lineage_tags(paths: ProjectPaths) -> dict[str, str]:
     """Tags tying the run to the data it saw: DVC's hashes from dvc.lock and our own content hashes."""
-    from ..dvc_info import locked_hashes
+    from pipelines.core.dvc_lock import locked_hashes
 
     tags = {f"dvc.{k}": v for k, v in locked_hashes(paths.root, [paths.splits, paths.encoded]).items()}
     # Only what training reads: fine-tuning never opens the test split (a sweep's trials are chosen on

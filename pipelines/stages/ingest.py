@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from ..config import Params
-from ..data import sources
-from ..io import atomic_dir, write_json, write_jsonl
-from ..paths import ProjectPaths
-from ..tasks import get_task
+from pipelines.config import Params
+from pipelines.data import sources
+from pipelines.core.io import atomic_dir, write_json, write_jsonl
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
 
 logger = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 
-from .. import distributed, tracking
-from ..config import Params, flatten
-from ..io import atomic_dir, content_hash, write_csv, write_json
-from ..paths import ProjectPaths
-from ..tasks import get_task
-from ..tokenization import load_tokenizers
-from ..training import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device,
-                        resolve_precision, resume_settings, save_resume_state, train)
+from pipelines.training import distributed
+from pipelines.tracking import runs as tracking
+from pipelines.config import Params, flatten
+from pipelines.core.io import atomic_dir, content_hash, write_csv, write_json
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
+from pipelines.data.tokenization import load_tokenizers
+from pipelines.training.harness import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings, save_resume_state, train)
 
 logger = logging.getLogger(__name__)
 

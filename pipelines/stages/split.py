@@ -12,12 +12,12 @@ import hashlib
 import logging
 from collections import Counter, defaultdict
 
-from ..config import Params
-from ..errors import DataError
-from ..io import atomic_dir, read_jsonl, write_json, write_jsonl
-from ..paths import ProjectPaths
-from ..tasks import get_task
-from ..text import dedupe_key
+from pipelines.config import Params
+from pipelines.core.errors import DataError
+from pipelines.core.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
+from pipelines.data.text import dedupe_key
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from ..config import Params
-from ..io import atomic_dir, read_jsonl, write_json
-from ..paths import ProjectPaths
-from ..tasks import get_task
-from ..tokenization import save_tokenizers
+from pipelines.config import Params
+from pipelines.core.io import atomic_dir, read_jsonl, write_json
+from pipelines.core.paths import ProjectPaths
+from pipelines.tasks import get_task
+from pipelines.data.tokenization import save_tokenizers
 
 logger = logging.getLogger(__name__)
 

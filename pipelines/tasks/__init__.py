@@ -2,7 +2,7 @@
 
 Stages ask :func:`get_task` for the task of a project and never branch on the task name.
 The light description here (canonical fields, metrics, cleaning rules) imports nothing heavy; the
-model code lives in :mod:`pipelines.tasks.classification` and :mod:`pipelines.tasks.seq2seq`, and
+model code lives in :mod:`pipelines.tasks.classification.model` and :mod:`pipelines.tasks.seq2seq.model`, and
 :mod:`pipelines.tasks.contract` says what such a module provides. docs/adding-a-task.md says how
 to add a task.
 """
@@ -45,7 +45,7 @@ class TaskSpec:
 
     def impl(self):
         """The task's model code (imports torch and transformers), with the contract's defaults."""
-        from .contract import Implementation
+        from pipelines.tasks.contract import Implementation
 
         return Implementation(importlib.import_module(self.module))
 
@@ -58,7 +58,7 @@ TASKS = {
         target_field="label",
         text_fields=("text",),
         primary_metric="accuracy",
-        module="pipelines.tasks.classification",
+        module="pipelines.tasks.classification.model",
         output_key="label",
         metric_module="classification_report",
         validation_metrics=("accuracy", "macro_f1"),
@@ -71,7 +71,7 @@ TASKS = {
         target_field="target",
         text_fields=("source", "target"),
         primary_metric="bleu",
-        module="pipelines.tasks.seq2seq",
+        module="pipelines.tasks.seq2seq.model",
         output_key="translation",
         metric_module="sacrebleu_scores",
         validation_metrics=("bleu", "chrf"),
@@ -87,7 +87,7 @@ TASKS = {
         target_field="summary",
         text_fields=("document", "summary"),
         primary_metric="rougeL",
-        module="pipelines.tasks.seq2seq",
+        module="pipelines.tasks.seq2seq.model",
         output_key="summary",
         metric_module="rouge_scores",
         validation_metrics=("rouge1", "rouge2", "rougeL", "rougeLsum"),

@@ -1,0 +1,55 @@
+"""One line per project from the reports its stages wrote: what `make run` prints at the end.
+
+    python -m pipelines summary
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.core.io import read_json_if_present
+from pipelines.core.paths import ProjectPaths
+
+NEXT = ("Next: `make ui` (MLflow runs and registry), `make demo` (try every model in a web page), "
+        "`dvc plots show` (curves, confusion matrices, metric against latency; opens offline).")
+
+
+def project_line(project: str, root: Path | None = None) -> str:
+    """``project``: its test metric, the int8 and best compressed variant (metric and batch-1
+    speed-up), the registered version and what champion did; or the stage to run first."""
+    paths = ProjectPaths.of(project, root)
+    variants = read_json_if_present(paths.report("variants"))
+    if variants is None:
+        return f"{project}: not evaluated yet (dvc repro evaluate@{project})"
+    metric, table = variants["primary_metric"], variants["variants"]
+    full = table["full"][metric]
+    parts = [f"{project}: test {metric} {full:.4g}"]
+
+    def variant(name: str) -> str:
+        row = table[name]
+        speed = f" at {row['speedup_batch1']:.1f}x speed" if row.get("speedup_batch1") else ""
+        return f"{name} {row[metric]:.4g}{speed}"
+
+    if "int8" in table:
+        parts.append(variant("int8"))
+    compressed = {n: r for n, r in table.items() if n not in ("full", "int8")}
+    if compressed:
+        # The fastest variant that keeps within a point of the full model, else the best scoring one.
+        close = {n: r for n, r in compressed.items() if r[metric] >= full - 0.01 * max(abs(full), 1.0)}
+        pool = close or compressed
+        best = max(pool, key=(lambda n: pool[n].get("speedup_batch1") or 0.0) if close else (lambda n: pool[n][metric]))
+        parts.append(f"best compressed: {variant(best)}")
+    export = read_json_if_present(paths.report("export"))
+    if export is None:
+        parts.append(f"not exported (dvc repro export@{project})")
+    elif not export.get("registered"):
+        parts.append(f"exported {export.get('variant')}, not registered")
+    else:
+        moved = "champion moved to it" if export.get("champion_moved") else \
+            f"champion stays v{export.get('champion_version')}"
+        parts.append(f"registered v{export.get('version')} ({export.get('variant')}), {moved}")
+    return "; ".join(parts)
+
+
+def summary(params, root: Path | None = None) -> str:
+    return "\n".join([project_line(p, root) for p in params.projects] + ["", NEXT])
