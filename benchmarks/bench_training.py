@@ -38,7 +38,7 @@ def _setup(max_length: int = 64, n: int = N_TRAIN):
     """Tokenizer, encoded Multi30k rows and a fresh model, from the pipeline's own task code."""
     import torch
 
-    from pipelines.config import TranslationProject
+    from pipelines.tasks.translation import TranslationProject
     from pipelines.tasks.seq2seq import model as seq2seq
 
     cfg = TranslationProject.model_validate({

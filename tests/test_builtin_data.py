@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines.tasks.classification import builtin as cls
-from pipelines.tasks.summarization import builtin as summ
-from pipelines.tasks.translation import builtin as tr
+from pipelines.data.builtin import classification as cls
+from pipelines.data.builtin import summarization as summ
+from pipelines.data.builtin import translation as tr
 from pipelines.data import dirt
 from pipelines.data.sources import load_builtin
 from pipelines.tasks import get_task
@@ -46,7 +46,7 @@ def test_records_have_the_task_fields_and_the_requested_count(task):
 @pytest.mark.parametrize("task", sorted(GENERATORS))
 def test_load_builtin_finds_the_generator(task):
     raw = load_builtin(get_task(task), SimpleNamespace(builtin_size=120), seed=1)
-    assert len(raw.records) == 120 and raw.stats["generator"] == f"pipelines.data.builtin_{task}"
+    assert len(raw.records) == 120 and raw.stats["generator"] == f"pipelines.tasks.{task}.builtin"
     assert all(set(r) == set(get_task(task).fields) for r in raw.records)
 
 

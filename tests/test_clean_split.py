@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from pipelines.config import ClassificationProject, TranslationProject
+from pipelines.tasks.classification import ClassificationProject
+from pipelines.tasks.translation import TranslationProject
 from pipelines.stages.clean import clean_records
 from pipelines.stages.split import assign_splits, leakage
 from pipelines.tasks import get_task
@@ -113,7 +114,7 @@ def test_leakage_detects_normalised_copies():
 
 
 def test_optional_references_may_be_absent_from_some_files_but_not_all(tmp_path):
-    from pipelines.config import SummarizationProject
+    from pipelines.tasks.summarization import SummarizationProject
     from pipelines.data import sources
     from pipelines.core.errors import DataError
 

@@ -20,7 +20,9 @@ from pipelines.compression.pruning import block_linears, block_sparsity, make_pr
 from pipelines.compression.quantization import quantize_onnx_int8
 from pipelines.models.files import (attention_modules, load_hf_model, num_heads, quantize_dynamic_int8, save_quantized,
                                    weights_size)
-from pipelines.config import ClassificationProject, ConfigError, TranslationProject, parse_params
+from pipelines.config import ConfigError, parse_params
+from pipelines.tasks.classification import ClassificationProject
+from pipelines.tasks.translation import TranslationProject
 from pipelines.tasks.classification import model as cls_task
 from pipelines.tasks.seq2seq import model as seq2seq
 from pipelines.data.tokenization import train_tokenizer
@@ -61,7 +63,7 @@ def clf():
                                       "learning_rate": 3e-3, "temperature": 2.0, "alpha": 0.5}},
     })
     splits = {"train": _records(192), "validation": _records(32, 1), "test": _records(64, 2)}
-    tok = train_tokenizer((r["text"] for r in splits["train"]), cfg.tokenizer, cls_task.FAMILY)
+    tok = train_tokenizer((r["text"] for r in splits["train"]), cfg.tokenizer, cls_task.SPECIALS)
     toks = {"tokenizer": tok}
     dsd = cls_task.encode(splits, toks, cfg)
     from transformers import BertConfig, BertForSequenceClassification

@@ -15,7 +15,7 @@ from pipelines.core.io import content_hash, read_jsonl
 from pipelines.core.paths import ProjectPaths
 from pipelines.stages import clean, ingest, split
 from pipelines.tasks import get_task
-from pipelines.data.tokenization import train_tokenizer
+from pipelines.data.tokenization import BERT_SPECIALS, train_tokenizer
 
 TASK = get_task("classification")
 THRESHOLDS = parse_params({"projects": {"c": {"task": "classification"}}}).project("c").export.data_change
@@ -74,7 +74,7 @@ def test_new_text_in_another_script_is_split_into_unknown_or_byte_pieces(kind):
     cfg = parse_params({"projects": {"c": {"task": "classification",
                                            "tokenizer": {"type": kind, "vocab_size": 200}}}}).project("c")
     english = [r["text"] for r in reviews(300)]
-    tok = train_tokenizer(english, cfg.tokenizer, "encoder")
+    tok = train_tokenizer(english, cfg.tokenizer, BERT_SPECIALS)
     familiar = lineage.unknown_share(tok, english[:50])
     greek = lineage.unknown_share(tok, ["η ταινία ήταν υπέροχη από την αρχή ως το τέλος"] * 5)
     assert familiar["share"] < 0.01

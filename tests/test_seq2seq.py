@@ -10,7 +10,8 @@ import sacrebleu
 import torch
 
 from pipelines.models.files import load_quantized, quantize_dynamic_int8, save_quantized
-from pipelines.config import SummarizationProject, TranslationProject
+from pipelines.tasks.summarization import SummarizationProject
+from pipelines.tasks.translation import TranslationProject
 from pipelines.tasks.seq2seq import model as seq2seq
 
 EN = "a the man woman dog cat runs sits walks on in near red blue small big street park house".split()
@@ -362,7 +363,7 @@ def test_source_gain_tells_a_model_that_ignores_its_source(splits, layer_norm):
 
     # finetune.min_source_gain turns the diagnosis into a failed stage
     from pipelines.core.errors import TrainingError
-    from pipelines.stages.finetune import check_source_gain
+    from pipelines.tasks.seq2seq.model import check_source_gain
 
     check_source_gain(reading, 0.05)
     check_source_gain(ignored, None)

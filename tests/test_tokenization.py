@@ -12,17 +12,17 @@ import sys
 
 import pytest
 
-from pipelines.tasks.classification.builtin import generate
+from pipelines.data.builtin.classification import generate
 from tests.tiny import REPO
 
 SCRIPT = """
 import json, sys
 from types import SimpleNamespace
-from pipelines.tasks.classification.builtin import generate
-from pipelines.data.tokenization import train_tokenizer
+from pipelines.data.builtin.classification import generate
+from pipelines.data.tokenization import BART_SPECIALS, BERT_SPECIALS, train_tokenizer
 texts = [r["text"] for r in generate(600, 3, dirty=False)]
 cfg = SimpleNamespace(type=sys.argv[1], vocab_size=300, min_frequency=2, lowercase=True, max_length=64)
-tok = train_tokenizer(texts, cfg, "encoder" if sys.argv[1] == "wordpiece" else "seq2seq")
+tok = train_tokenizer(texts, cfg, BERT_SPECIALS if sys.argv[1] == "wordpiece" else BART_SPECIALS)
 sys.stdout.write(tok.backend_tokenizer.to_str())
 """
 
@@ -50,7 +50,7 @@ def test_renumbering_keeps_the_segmentation(kind, monkeypatch):
 
     texts = [r["text"] for r in generate(600, 3, dirty=False)]
     cfg = SimpleNamespace(type=kind, vocab_size=300, min_frequency=2, lowercase=True, max_length=64)
-    family = "encoder" if kind == "wordpiece" else "seq2seq"
+    family = tokenization.BERT_SPECIALS if kind == "wordpiece" else tokenization.BART_SPECIALS
     original = {}
     real = tokenization._canonical
 
@@ -72,7 +72,7 @@ def test_min_frequency_decides_whether_rare_words_stay_whole(kind):
     from pipelines.data import tokenization
 
     texts = [r["text"] for r in generate(300, 3, dirty=False)] + ["an unforgettably zestful film"]
-    family = "encoder" if kind == "wordpiece" else "seq2seq"
+    family = tokenization.BERT_SPECIALS if kind == "wordpiece" else tokenization.BART_SPECIALS
     pieces = {}
     for min_frequency in (1, 2):
         cfg = SimpleNamespace(type=kind, vocab_size=5000, min_frequency=min_frequency, lowercase=True, max_length=64)

@@ -8,7 +8,8 @@ import random
 import pytest
 import torch
 
-from pipelines.config import ClassificationProject, TrainConfig
+from pipelines.config import TrainConfig
+from pipelines.tasks.classification import ClassificationProject
 from pipelines.core.errors import ConfigError
 from pipelines.tasks.classification import model as cls_task
 from pipelines.data.tokenization import train_tokenizer
@@ -31,7 +32,7 @@ def setup():
         "tokenizer": {"vocab_size": 120, "max_length": 40},
     })
     splits = {"train": _records(64), "validation": _records(16, 1), "test": _records(16, 2)}
-    tok = train_tokenizer((r["text"] for r in splits["train"]), cfg.tokenizer, cls_task.FAMILY)
+    tok = train_tokenizer((r["text"] for r in splits["train"]), cfg.tokenizer, cls_task.SPECIALS)
     dsd = cls_task.encode(splits, {"tokenizer": tok}, cfg)
     torch.manual_seed(0)
     model = cls_task.build_pretrain_model(cfg, {"tokenizer": tok})

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipelines.config import VARIANT_ORDER
+from pipelines.core.variants import VARIANT_ORDER
 from pipelines.core.io import read_json, write_json
 from pipelines.core.paths import ProjectPaths
 

@@ -1,15 +1,13 @@
 """docs/params.md, generated from the config models: one row per key of params.yaml with its type,
-default and meaning (the comment above the field in config.py). A test compares the file with
-what this module renders, so the reference cannot drift from the code.
+default and meaning (the field's own description: the docstring under it, which pydantic reads).
+A test compares the file with what this module renders, so the reference cannot drift from the code.
 
     python -m pipelines.config.reference > docs/params.md
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-import re
 import typing
 
 from pydantic import BaseModel
@@ -18,38 +16,12 @@ from pipelines import config
 
 HEADER = """# params.yaml reference
 
-Generated from `pipelines/config/__init__.py` by `python -m pipelines.config.reference > docs/params.md`
-(a test checks that it is current). Shared blocks sit at the top of params.yaml; every project is
-a block under `projects:` whose keys lay over its preset (`pipelines/config/presets.yaml`), which lays
+Generated from the configuration models' field descriptions (`pipelines/config/` and each task's
+`pipelines/tasks/<task>/__init__.py`) by `python -m pipelines.config.reference > docs/params.md` (a test
+checks that it is current). Shared blocks sit at the top of params.yaml; every project is a block
+under `projects:` whose keys lay over its preset (`pipelines/presets/<task>.yaml`), which lays
 over these defaults. A default shown as `-` is required or has no value.
 """
-
-
-def _comments(cls: type) -> dict[str, str]:
-    """The comment lines right above each field in the class body, joined."""
-    try:
-        lines = inspect.getsource(cls).splitlines()
-    except (OSError, TypeError):
-        return {}
-    found, pending = {}, []
-    for line in lines[1:]:
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            pending.append(stripped.lstrip("#").strip())
-            continue
-        m = re.match(r"^\s{4}([a-z_][a-z0-9_]*)\s*:", line)
-        if m and pending:
-            found[m.group(1)] = " ".join(pending)
-        pending = []
-    return found
-
-
-def _all_comments(cls: type) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for base in reversed(cls.__mro__):
-        if isinstance(base, type) and issubclass(base, BaseModel) and base is not BaseModel:
-            out.update(_comments(base))
-    return out
 
 
 def _type(annotation) -> str:
@@ -85,7 +57,7 @@ def _default(field) -> str:
 
 def rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]]:
     out = []
-    notes = _all_comments(model)
+    notes = {name: " ".join((field.description or "").split()) for name, field in model.model_fields.items()}
     for name, field in model.model_fields.items():
         annotation = field.annotation
         key = f"{prefix}{name}"
@@ -111,7 +83,7 @@ def render() -> str:
     for block, model in (("common", config.CommonConfig), ("runtime", config.RuntimeConfig),
                          ("tracking", config.TrackingConfig)):
         lines += [f"## `{block}`", ""] + _table(rows(model, f"{block}.")) + [""]
-    for task, model in config.TASK_CLASSES.items():
+    for task, model in config.task_classes().items():
         lines += [f"## A project of task `{task}` (`projects.<name>.…`)", ""] + _table(rows(model, "")) + [""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import importlib
 import io
 import json
 import logging
@@ -444,11 +443,10 @@ def canonicalize(rows: list[dict], task: TaskSpec, data_cfg, where: str, stats: 
 
 # --------------------------------------------------------------------------- sources
 def load_builtin(task: TaskSpec, data_cfg, seed: int) -> RawData:
-    module = importlib.import_module(f"pipelines.tasks.{task.name}.builtin")
-    rows = module.generate(data_cfg.builtin_size, seed)
+    rows = task.builtin(data_cfg.builtin_size, seed)
     # builtin data uses the canonical names; map them to the configured ones only if they differ
     records = [{canon: r.get(canon) for canon in task.fields} for r in rows]
-    return RawData(records, {"source": "builtin", "generator": module.__name__})
+    return RawData(records, {"source": "builtin", "generator": f"pipelines.tasks.{task.name}.builtin"})
 
 
 def load_path(task: TaskSpec, data_cfg) -> RawData:

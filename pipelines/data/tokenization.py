@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from pipelines.core import settings
 
 logger = logging.getLogger(__name__)
 
-# Special tokens by model family: BERT-style encoders, BART-style encoder-decoders.
-SPECIALS = {
-    "encoder": {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
-                "mask_token": "[MASK]"},
-    "seq2seq": {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
-                "mask_token": "<mask>"},
-}
+# The special tokens of the two model families built here; a task's model code passes its own
+# (a family with other specials passes another mapping of the same keys).
+BERT_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+                 "mask_token": "[MASK]"}
+BART_SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
+                 "mask_token": "<mask>"}
 
 
-def train_tokenizer(texts: Iterable[str], tok_cfg, family: str, max_length: int | None = None):
-    """Train a WordPiece, BPE or Unigram tokenizer on ``texts``; return a PreTrainedTokenizerFast."""
+def train_tokenizer(texts: Iterable[str], tok_cfg, specials: Mapping[str, str], max_length: int | None = None):
+    """Train a WordPiece, BPE or Unigram tokenizer on ``texts`` with the model family's ``specials``
+    (``pad_token`` and ``unk_token`` required); return a PreTrainedTokenizerFast."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    specials = SPECIALS[family]
     # pad first so its id is 0; the order is fixed so vocabularies are reproducible.
     order = ["pad_token", "unk_token", "cls_token", "sep_token", "bos_token", "eos_token", "mask_token"]
     special_list = [specials[k] for k in order if k in specials]
@@ -64,15 +63,16 @@ def train_tokenizer(texts: Iterable[str], tok_cfg, family: str, max_length: int 
     tok.train_from_iterator(texts, trainer=trainer)
     tok = _canonical(tok, tok_cfg.type, len(special_list))
 
-    if family == "encoder":
+    # The template follows the specials: [CLS] text [SEP] for an encoder, text </s> for an
+    # encoder-decoder (the decoder start is added by the model); none for a family with neither.
+    if "cls_token" in specials and "sep_token" in specials:
         cls, sep = specials["cls_token"], specials["sep_token"]
         tok.post_processor = processors.TemplateProcessing(
             single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
             special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
         )
-    else:
+    elif "eos_token" in specials:
         eos = specials["eos_token"]
-        # BART-style: the encoder input and the labels end with </s>; the decoder start is added by the model.
         tok.post_processor = processors.TemplateProcessing(
             single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, tok.token_to_id(eos))],
         )

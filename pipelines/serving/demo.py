@@ -67,7 +67,7 @@ class Served:
 
     @property
     def generates(self) -> bool:
-        return bool(self.impl.SEQ2SEQ)
+        return self.impl.generates_text
 
 
 # --------------------------------------------------------------------------- loading

@@ -37,7 +37,8 @@ from pipelines.compression.distillation import distill
 from pipelines.compression.measurement import (count_nonzero, count_parameters, gzip_size, latency_threads, linear_weight_bytes, measure_latency)
 from pipelines.compression.pruning import (block_sparsity, make_pruning_permanent, prune_ffn, prune_heads, prune_magnitude)
 from pipelines.compression.quantization import quantize_onnx_int8
-from pipelines.config import INT8_OF, Params
+from pipelines.config import Params
+from pipelines.core.variants import INT8_OF
 from pipelines.core.errors import ConfigError
 from pipelines.core.io import atomic_dir, content_hash, read_json, read_jsonl, write_json
 from pipelines.models.files import load_hf_model, quantize_dynamic_int8, save_quantized, weights_size

@@ -23,7 +23,8 @@ from pathlib import Path
 from pipelines.tracking import lineage as data_lineage
 from pipelines.tracking import model_card, registry, runs as tracking
 from pipelines.compression.quantization import quantize_onnx_int8
-from pipelines.config import EXPORTABLE, Params
+from pipelines.config import Params
+from pipelines.core.variants import EXPORTABLE
 from pipelines.core.errors import PipelineError, TrackingError
 from pipelines.core.io import atomic_dir, atomic_file, content_hash, read_json, read_jsonl, write_json
 from pipelines.models.files import QUANT_FILE, load_hf_model, weights_size

@@ -29,20 +29,6 @@ def init_source(paths: ProjectPaths) -> str:
     return read_json(marker)["checkpoint"] if marker.exists() else str(paths.pretrained)
 
 
-def check_source_gain(report: dict, floor: float | None) -> None:
-    """finetune.min_source_gain: a model that ignores its source fails the stage instead of being
-    saved, evaluated and registered. The MLflow run keeps its curves and ends as failed."""
-    gain = report.get("source_gain")
-    if floor is None or gain is None or gain >= floor:
-        return
-    raise TrainingError(
-        f"the fine-tuned model ignores its source: source_gain {gain:.4f} is below finetune.min_source_gain "
-        f"{floor} (validation loss {report['validation_loss_own_source']:.3f} with each example's source, "
-        f"{report['validation_loss_other_source']:.3f} with another's). Train longer (finetune.epochs), lower "
-        f"finetune.learning_rate, or start from a checkpoint (model.init); to keep this model, lower or remove "
-        f"finetune.min_source_gain (the checkpoints are kept, so the re-run does not train again).")
-
-
 def lineage_tags(paths: ProjectPaths) -> dict[str, str]:
     """Tags tying the run to the data it saw: DVC's hashes from dvc.lock and our own content hashes."""
     from pipelines.core.dvc_lock import locked_hashes
@@ -90,7 +76,7 @@ def run(params: Params, project: str) -> dict:
         tracking.log_params(everything)
         # Validation generates greedily up to the target length: cheap enough for every epoch.
         args = build_args(cfg.finetune, ckpt, device, precision, params.common.seed, evaluate=True,
-                          best_metric=impl.metric_for_best_model(cfg), seq2seq=impl.SEQ2SEQ,
+                          best_metric=impl.metric_for_best_model(cfg), generates=impl.generates_text,
                           generation_max_length=cfg.tokenizer.max_target_length, generation_num_beams=1)
         reporter = sweep_trial.trial_callback(args.metric_for_best_model)  # None outside a sweep
         outcome = train(model, args, dsd["train"], impl.eval_dataset(dsd, cfg), collator, ckpt,
@@ -118,7 +104,7 @@ def run(params: Params, project: str) -> dict:
         tracking.log_metrics({k: v for k, v in report.items() if k != "best_validation"}, prefix="train/")
         if best is not None:
             tracking.log_metrics({f"validation/best_{args.metric_for_best_model.removeprefix('eval_')}": best})
-        check_source_gain(report, cfg.finetune.min_source_gain)
+        impl.check_trained(report, cfg)
     if not distributed.is_main_process():  # the main process writes the outputs
         return report
     with atomic_dir(paths.finetuned) as tmp:

@@ -1,109 +1,151 @@
-"""What a task provides: the one interface every stage uses, with the defaults in one place.
+"""What a task's model code provides: the one interface every stage, predict, serving and the demo
+use, with its defaults in one place.
 
-A task is a :class:`~pipelines.tasks.TaskSpec` (its name, data fields, metric and the rules that
-differ in cleaning; ``pipelines/tasks/__init__.py``) and a model module (``pipelines/tasks/<x>.py``)
-that defines the functions and constants listed in :data:`REQUIRED`. A module may leave out any
-name of :class:`Defaults`; the default below is used instead. Stages reach the module only through
-``get_task(cfg.task).impl()``, which applies the defaults, and never branch on a task's name.
+A task implements :class:`TaskModel` in its model module (``pipelines/tasks/<task>/model.py``) and
+its spec's ``model`` returns an instance; stages reach it through ``get_task(cfg.task).impl()`` and
+never branch on a task's name. An abstract method must be implemented (a subclass that misses one
+cannot be instantiated, and says which); the others have the default written here.
 
-Arguments, everywhere: ``cfg`` is the project's validated block (``pipelines.config``), ``splits``
-maps split name to cleaned records (canonical fields of the spec), ``tokenizers`` is the dict the
-tokenize stage saved (``{"tokenizer": ...}``, plus ``"target"`` for two vocabularies), ``dsd`` the
-encoded ``datasets.DatasetDict``.
+Arguments, everywhere: ``cfg`` is the project's validated block (its task's project class),
+``splits`` maps split name to cleaned records (canonical fields of the spec), ``tokenizers`` is the
+dict the tokenize stage saved (``{"tokenizer": ...}``, plus ``"target"`` for two vocabularies),
+``dsd`` the encoded ``datasets.DatasetDict``, ``inputs`` a list of values of the task's input field
+(texts, or image paths for an image task: whatever the spec's ``kinds`` says).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
-# name -> what it must do. Checked for every registered task by tests/test_tasks.py.
-REQUIRED: dict[str, str] = {
-    "SEQ2SEQ": "True when the model generates text (Seq2SeqTrainer, generation during validation)",
-    "PRETRAIN_KEYS": "the dataset columns the pretraining collator reads",
-    "FINETUNE_KEYS": "the dataset columns the fine-tuning collator reads",
-    "FIGURE_NAME": "file name of the evaluation figure logged to MLflow",
-    "build_tokenizers": "(splits, cfg) -> tokenizers: trained on train only, or the checkpoint's (model.init)",
-    "encode": "(splits, tokenizers, cfg) -> DatasetDict with FINETUNE_KEYS and a 'length' column",
-    "pretrain_datasets": "(dsd, cfg) -> (train, eval) datasets of the self-supervised objective",
-    "pretrain_collator": "(tokenizers, cfg) -> collator that corrupts inputs and makes labels",
-    "build_pretrain_model": "(cfg, tokenizers) -> the model built from scratch for pretraining",
-    "build_model": "(cfg, init, dsd, tokenizers) -> the model to fine-tune, from the pretrained folder or a checkpoint",
-    "collator": "(tokenizers, cfg, model=None) -> fine-tuning collator",
-    "metric_for_best_model": "(cfg) -> (validation metric name, greater is better)",
-    "compute_metrics_fn": "(dsd, tokenizers, cfg) -> the Trainer's compute_metrics",
-    "predict_texts": "(model, tokenizers, texts, cfg, device) -> one dict per text (the output the model serves)",
-    "evaluate_model": "(model, tokenizers, records, cfg, device) -> {'metrics', 'primary', 'samples', ...}",
-    "prediction_rows": "(records, result, cfg) -> one dict per test example (reports/<project>/predictions.jsonl): "
-                       "'example', 'input', 'reference', 'prediction' and 'score' (that example's primary "
-                       "metric, higher is better), plus what the task adds",
-    "plot_rows": "(result) -> (rows, columns) of plots/<project>/evaluate.csv: 'actual' and 'predicted'",
-    "figure": "(result) -> a matplotlib figure for the MLflow run",
-    "export_onnx": "(model, tokenizers, records, folder, cfg) -> report; writes the ONNX graph(s), checked",
-    "onnx_files": "(folder) -> the ONNX graph files export_onnx writes",
-    "ort_model": "(folder, tokenizers, cfg) -> the ONNX graph(s) as a model predict_texts / evaluate_model take",
-    "build_student": "(teacher, distillation settings) -> (student, init report): smaller, initialised from the teacher",
-}
+from pipelines.config.tasks import get_task
 
 
-class Defaults:
-    """What a task module may leave out, and what it then does."""
+class TaskModel(ABC):
+    """The model code of a task."""
 
-    # How the ONNX Runtime variants decode (None: no decoding, they compute the same function).
-    ORT_DECODING = None
+    generates_text: ClassVar[bool] = False
+    """The model generates its output text (validation decodes each epoch, predictions are strings)."""
+    PRETRAIN_KEYS: ClassVar[tuple[str, ...]] = ()
+    """The dataset columns the pretraining collator reads."""
+    FINETUNE_KEYS: ClassVar[tuple[str, ...]] = ()
+    """The dataset columns the fine-tuning collator reads."""
+    FIGURE_NAME: ClassVar[str] = "evaluation.png"
+    """File name of the evaluation figure logged to MLflow."""
+    ORT_DECODING: ClassVar[str | None] = None
+    """How the ONNX Runtime variants decode (None: no decoding, they compute the same function)."""
 
-    @staticmethod
-    def trainer_class():
+    # ------------------------------------------------------------------ data and tokenizers
+    @abstractmethod
+    def build_tokenizers(self, splits: dict[str, list[dict]], cfg) -> dict:
+        """Tokenizers trained on train only, or the checkpoint's (model.init)."""
+
+    @abstractmethod
+    def encode(self, splits: dict[str, list[dict]], tokenizers: dict, cfg):
+        """A DatasetDict with FINETUNE_KEYS and a 'length' column."""
+
+    # ------------------------------------------------------------------ pretraining
+    @abstractmethod
+    def pretrain_datasets(self, dsd, cfg) -> tuple[Any, Any]:
+        """(train, eval) datasets of the self-supervised objective."""
+
+    @abstractmethod
+    def pretrain_collator(self, tokenizers: dict, cfg) -> Callable:
+        """The collator that corrupts inputs and makes labels."""
+
+    @abstractmethod
+    def build_pretrain_model(self, cfg, tokenizers: dict):
+        """The model built from scratch for pretraining."""
+
+    # ------------------------------------------------------------------ fine-tuning
+    @abstractmethod
+    def build_model(self, cfg, init: str | Path, dsd, tokenizers: dict):
+        """The model to fine-tune, from the pretrained folder or a checkpoint."""
+
+    @abstractmethod
+    def collator(self, tokenizers: dict, cfg, model=None) -> Callable:
+        """The fine-tuning collator."""
+
+    @abstractmethod
+    def compute_metrics_fn(self, dsd, tokenizers: dict, cfg) -> Callable:
+        """The Trainer's compute_metrics (validation metrics, named as the spec names them)."""
+
+    def metric_for_best_model(self, cfg) -> tuple[str, bool]:
+        """(validation metric that picks the best checkpoint and stops early, greater is better): the
+        primary metric, in the direction its spec gives."""
+        spec = get_task(cfg.task)
+        return spec.primary_metric, spec.greater_is_better()
+
+    def trainer_class(self):
+        """The transformers Trainer class that fine-tunes the model."""
         from transformers import Trainer
 
         return Trainer
 
-    @staticmethod
-    def trainer_kwargs(tokenizers, cfg) -> dict:
+    def trainer_kwargs(self, tokenizers: dict, cfg) -> dict:
+        """Arguments of the trainer beyond the harness's own."""
         return {}
 
-    @staticmethod
-    def eval_dataset(dsd, cfg):
+    def eval_dataset(self, dsd, cfg):
         """The examples validation scores each epoch: all of the validation split."""
         return dsd["validation"]
 
-    @staticmethod
-    def training_diagnostics(model, dsd, collator, cfg) -> dict:
+    def training_diagnostics(self, model, dsd, collator, cfg) -> dict:
         """Figures about the trained model recorded in finetune.json (none by default)."""
         return {}
 
-    @staticmethod
-    def save_decoding_settings(folder, cfg) -> None:
-        """Write the decoding settings into an exported model folder (nothing to write by default)."""
+    def check_trained(self, report: dict, cfg) -> None:
+        """Fail the stage (raise TrainingError) when the diagnostics show a model not worth saving;
+        nothing is checked by default."""
 
-    @staticmethod
-    def serving_params(cfg) -> dict:
-        """The settings a request to the served model may change (name -> the model's value);
-        none by default."""
-        return {}
+    # ------------------------------------------------------------------ predicting and scoring
+    @abstractmethod
+    def predict_texts(self, model, tokenizers: dict, inputs: list, cfg, device="cpu") -> list[dict]:
+        """One dict per input: the output the model serves (under the spec's output_key)."""
 
-    @staticmethod
-    def ort_latency_cfg(cfg):
+    @abstractmethod
+    def evaluate_model(self, model, tokenizers: dict, records: list[dict], cfg, device="cpu") -> dict:
+        """Scores on records: {'metrics', 'primary', 'samples', ...}."""
+
+    @abstractmethod
+    def prediction_rows(self, records: list[dict], result: dict, cfg) -> list[dict]:
+        """One dict per test example (reports/<project>/predictions.jsonl): 'example', 'input',
+        'reference', 'prediction' and 'score' (that example's primary metric, in its direction),
+        plus what the task adds."""
+
+    @abstractmethod
+    def plot_rows(self, result: dict) -> tuple[list[dict], list[str]]:
+        """(rows, columns) of plots/<project>/evaluate.csv: 'actual' and 'predicted'."""
+
+    @abstractmethod
+    def figure(self, result: dict):
+        """A matplotlib figure for the MLflow run."""
+
+    # ------------------------------------------------------------------ compression and export
+    @abstractmethod
+    def export_onnx(self, model, tokenizers: dict, records: list[dict], folder: Path, cfg) -> dict:
+        """Write the ONNX graph(s), checked against PyTorch; return a report."""
+
+    @abstractmethod
+    def onnx_files(self, folder: Path) -> list[Path]:
+        """The ONNX graph files export_onnx writes."""
+
+    @abstractmethod
+    def ort_model(self, folder: Path, tokenizers: dict, cfg):
+        """The ONNX graph(s) as a model predict_texts / evaluate_model take."""
+
+    @abstractmethod
+    def build_student(self, teacher, settings) -> tuple[Any, dict]:
+        """(student, init report): smaller, initialised from the teacher."""
+
+    def ort_latency_cfg(self, cfg):
         """The settings PyTorch is timed under when compared with the ONNX Runtime variants."""
         return cfg
 
+    def save_decoding_settings(self, folder: Path, cfg) -> None:
+        """Write the decoding settings into an exported model folder (nothing to write by default)."""
 
-class Implementation:
-    """A task's model module with :class:`Defaults` for what it leaves out."""
-
-    def __init__(self, module: ModuleType):
-        self._module = module
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return getattr(self._module, name)
-        except AttributeError:
-            pass
-        if name in vars(Defaults):
-            return getattr(Defaults, name)
-        raise AttributeError(f"task module {self._module.__name__} has no {name!r}, and the task contract "
-                             "(pipelines/tasks/contract.py) has no default for it")
-
-    def missing(self) -> list[str]:
-        """Names of REQUIRED the module does not define."""
-        return [name for name in REQUIRED if not hasattr(self._module, name)]
+    def serving_params(self, cfg) -> dict:
+        """The settings a request to the served model may change (name -> the model's value); none by default."""
+        return {}

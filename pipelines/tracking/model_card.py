@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.tasks import get_task
+
 # The settings a reader of a card asks about first, per block (the rest are in export.json).
 KEY_SETTINGS = {
     "model": ("init", "hidden_size", "num_layers", "num_heads", "num_decoder_layers", "dropout"),
@@ -15,11 +17,6 @@ KEY_SETTINGS = {
     "finetune": ("epochs", "learning_rate", "batch_size", "weight_decay", "label_smoothing"),
 }
 DECODING_KEYS = ("num_beams", "length_penalty", "max_new_tokens", "min_new_tokens", "no_repeat_ngram_size")
-INTENDED_USE = {
-    "classification": "labels a text with one of the classes it was trained on",
-    "translation": "translates text of the source language of its training pairs into their target language",
-    "summarization": "writes a short summary of a document like those it was trained on",
-}
 
 
 def _fmt(value: Any) -> str:
@@ -65,7 +62,7 @@ def render(info: dict, profile: dict, variants: dict[str, dict], source: dict, d
         lines += ["", "## Decoding settings", "", ", ".join(f"{k}={_fmt(v)}" for k, v in decoding.items())]
     lines += [
         "", "## Intended use and limits", "",
-        f"The model {INTENDED_USE.get(task, 'does the task it was trained for')}. It knows only what its training "
+        f"The model {get_task(task).intended_use}. It knows only what its training "
         "data held: text of another domain, language or register, and labels it never saw, are outside what "
         f"the test figures above describe. Inputs longer than {settings['clean']['max_chars']} characters are "
         f"refused, and the model reads at most {settings['tokenizer'].get('max_length', '-')} tokens of each. "

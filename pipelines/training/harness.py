@@ -174,12 +174,12 @@ class TrainOutcome:
 
 
 def build_args(train_cfg, ckpt_dir: Path, device: str, precision: str, seed: int, *, evaluate: bool,
-               best_metric: tuple[str, bool] | None, seq2seq: bool = False, generation_max_length: int | None = None,
+               best_metric: tuple[str, bool] | None, generates: bool = False, generation_max_length: int | None = None,
                generation_num_beams: int | None = None):
     """TrainingArguments from a pretrain / finetune block."""
     from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
-    cls = Seq2SeqTrainingArguments if seq2seq else TrainingArguments
+    cls = Seq2SeqTrainingArguments if generates else TrainingArguments
     kwargs: dict[str, Any] = dict(
         output_dir=str(ckpt_dir),
         num_train_epochs=train_cfg.epochs,
@@ -224,7 +224,7 @@ def build_args(train_cfg, ckpt_dir: Path, device: str, precision: str, seed: int
     if evaluate and best_metric:
         kwargs["metric_for_best_model"] = best_metric[0]
         kwargs["greater_is_better"] = best_metric[1]
-    if seq2seq:
+    if generates:
         kwargs["predict_with_generate"] = True
         kwargs["generation_max_length"] = generation_max_length
         kwargs["generation_num_beams"] = generation_num_beams

@@ -10,12 +10,13 @@ import numpy as np
 import torch
 
 from pipelines.core.settings import progress
+from pipelines.data.tokenization import BERT_SPECIALS
 from pipelines.tasks import get_task
+from pipelines.tasks.contract import TaskModel
 
 logger = logging.getLogger(__name__)
 
-FAMILY = "encoder"  # tokenizer special tokens (see pipelines.data.tokenization)
-SEQ2SEQ = False
+SPECIALS = BERT_SPECIALS  # the tokenizer's special tokens
 PRETRAIN_KEYS = ("input_ids", "attention_mask")
 FINETUNE_KEYS = ("input_ids", "attention_mask", "labels")
 
@@ -31,7 +32,7 @@ def build_tokenizers(splits: dict[str, list[dict]], cfg) -> dict:
     from pipelines.data.tokenization import load_checkpoint_tokenizer, train_tokenizer
 
     if cfg.model.from_scratch:
-        return {"tokenizer": train_tokenizer(training_texts(splits), cfg.tokenizer, FAMILY)}
+        return {"tokenizer": train_tokenizer(training_texts(splits), cfg.tokenizer, SPECIALS)}
     return {"tokenizer": load_checkpoint_tokenizer(cfg.model.init)}
 
 
@@ -176,10 +177,6 @@ def training_diagnostics(model, dsd, collator, cfg) -> dict:
             "Pretrain fewer steps (pretrain.max_steps) or on more text, or change finetune.learning_rate.",
             100 * share, 100 * true_share, spread)
     return {"validation_majority_prediction_share": share, "validation_cls_spread": spread}
-
-
-def metric_for_best_model(cfg) -> tuple[str, bool]:
-    return get_task(cfg.task).primary_metric, True
 
 
 def compute_metrics_fn(dsd, tokenizers, cfg):
@@ -400,3 +397,30 @@ def ort_model(folder: Path, tokenizers, cfg):
     from transformers import AutoConfig
 
     return OrtClassifier(folder, AutoConfig.from_pretrained(str(folder)))
+
+
+class ClassificationModel(TaskModel):
+    """A BERT-style encoder with a classification head (pipelines.tasks.contract)."""
+
+    generates_text = False
+    PRETRAIN_KEYS = PRETRAIN_KEYS
+    FINETUNE_KEYS = FINETUNE_KEYS
+    FIGURE_NAME = FIGURE_NAME
+    build_tokenizers = staticmethod(build_tokenizers)
+    encode = staticmethod(encode)
+    pretrain_datasets = staticmethod(pretrain_datasets)
+    pretrain_collator = staticmethod(pretrain_collator)
+    build_pretrain_model = staticmethod(build_pretrain_model)
+    build_model = staticmethod(build_model)
+    collator = staticmethod(collator)
+    training_diagnostics = staticmethod(training_diagnostics)
+    compute_metrics_fn = staticmethod(compute_metrics_fn)
+    predict_texts = staticmethod(predict_texts)
+    evaluate_model = staticmethod(evaluate_model)
+    prediction_rows = staticmethod(prediction_rows)
+    plot_rows = staticmethod(plot_rows)
+    figure = staticmethod(figure)
+    export_onnx = staticmethod(export_onnx)
+    onnx_files = staticmethod(onnx_files)
+    ort_model = staticmethod(ort_model)
+    build_student = staticmethod(build_student)

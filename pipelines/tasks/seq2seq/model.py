@@ -20,14 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipelines.core.errors import TrainingError
 from pipelines.core.settings import progress
+from pipelines.data.tokenization import BART_SPECIALS
 from pipelines.models import decoding
 from pipelines.tasks import get_task
+from pipelines.tasks.contract import TaskModel
 
 logger = logging.getLogger(__name__)
 
-FAMILY = "seq2seq"  # tokenizer special tokens (see pipelines.data.tokenization)
-SEQ2SEQ = True
+SPECIALS = BART_SPECIALS  # the tokenizer's special tokens
 # Pretraining rows hold the clean token ids; the collator corrupts them and makes the labels.
 # "denoise_labels" exists only with two vocabularies (the same text in the decoder's vocabulary).
 PRETRAIN_KEYS = ("input_ids", "denoise_labels")
@@ -66,10 +68,10 @@ def build_tokenizers(splits: dict[str, list[dict]], cfg) -> dict:
                 yield rec[src]
                 yield rec[tgt]
 
-        return {"tokenizer": train_tokenizer(both(), cfg.tokenizer, FAMILY, max_length=max_len)}
+        return {"tokenizer": train_tokenizer(both(), cfg.tokenizer, SPECIALS, max_length=max_len)}
     return {
-        "tokenizer": train_tokenizer((r[src] for r in train), cfg.tokenizer, FAMILY),
-        "target": train_tokenizer((r[tgt] for r in train), cfg.tokenizer, FAMILY,
+        "tokenizer": train_tokenizer((r[src] for r in train), cfg.tokenizer, SPECIALS),
+        "target": train_tokenizer((r[tgt] for r in train), cfg.tokenizer, SPECIALS,
                                   max_length=cfg.tokenizer.max_target_length),
     }
 
@@ -189,7 +191,7 @@ def pretrain_collator(tokenizers, cfg):
 
 def max_positions(cfg) -> int:
     """Position table size (config.position_table_size); evaluate.max_new_tokens is checked to fit it."""
-    from pipelines.config import position_table_size
+    from pipelines.tasks.seq2seq import position_table_size
 
     return position_table_size(cfg.tokenizer)
 
@@ -305,10 +307,6 @@ def eval_dataset(dsd, cfg):
     """The first validation examples: generating on every one each epoch would dominate training time."""
     val = dsd["validation"]
     return val.select(range(min(len(val), cfg.finetune.validation_generate_samples)))
-
-
-def metric_for_best_model(cfg) -> tuple[str, bool]:
-    return get_task(cfg.task).primary_metric, True
 
 
 def decode(tokenizer, ids) -> list[str]:
@@ -496,7 +494,7 @@ def prediction_rows(records: list[dict], result: dict, cfg):
 
 def plot_rows(result: dict) -> tuple[list[dict], list[str]]:
     """One row per test example: reference (actual) and prediction length in tokens, drawn as a
-    scatter by the task's plot template (.dvc/plots/<task>.json)."""
+    scatter by the task's plot template (pipelines/plots/<task>.json)."""
     columns = ["actual", "predicted"]
     return [dict(zip(columns, pair)) for pair in result["lengths"]], columns
 
@@ -725,3 +723,53 @@ def ort_model(folder: Path, tokenizers, cfg):
 def ort_latency_cfg(cfg):
     """The settings under which PyTorch is timed for comparison with the ORT variants: greedy."""
     return cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"num_beams": 1})})
+
+
+def check_source_gain(report: dict, floor: float | None) -> None:
+    """finetune.min_source_gain: a model that ignores its source fails the stage instead of being
+    saved, evaluated and registered. The MLflow run keeps its curves and ends as failed."""
+    gain = report.get("source_gain")
+    if floor is None or gain is None or gain >= floor:
+        return
+    raise TrainingError(
+        f"the fine-tuned model ignores its source: source_gain {gain:.4f} is below finetune.min_source_gain "
+        f"{floor} (validation loss {report['validation_loss_own_source']:.3f} with each example's source, "
+        f"{report['validation_loss_other_source']:.3f} with another's). Train longer (finetune.epochs), lower "
+        f"finetune.learning_rate, or start from a checkpoint (model.init); to keep this model, lower or remove "
+        f"finetune.min_source_gain (the checkpoints are kept, so the re-run does not train again).")
+
+
+class Seq2SeqModel(TaskModel):
+    """An encoder-decoder that generates the target text (pipelines.tasks.contract)."""
+
+    generates_text = True
+    PRETRAIN_KEYS = PRETRAIN_KEYS
+    FINETUNE_KEYS = FINETUNE_KEYS
+    FIGURE_NAME = FIGURE_NAME
+    ORT_DECODING = ORT_DECODING
+    build_tokenizers = staticmethod(build_tokenizers)
+    encode = staticmethod(encode)
+    pretrain_datasets = staticmethod(pretrain_datasets)
+    pretrain_collator = staticmethod(pretrain_collator)
+    build_pretrain_model = staticmethod(build_pretrain_model)
+    build_model = staticmethod(build_model)
+    collator = staticmethod(collator)
+    training_diagnostics = staticmethod(training_diagnostics)
+    trainer_class = staticmethod(trainer_class)
+    eval_dataset = staticmethod(eval_dataset)
+    compute_metrics_fn = staticmethod(compute_metrics_fn)
+    predict_texts = staticmethod(predict_texts)
+    evaluate_model = staticmethod(evaluate_model)
+    prediction_rows = staticmethod(prediction_rows)
+    plot_rows = staticmethod(plot_rows)
+    figure = staticmethod(figure)
+    export_onnx = staticmethod(export_onnx)
+    onnx_files = staticmethod(onnx_files)
+    ort_model = staticmethod(ort_model)
+    build_student = staticmethod(build_student)
+    ort_latency_cfg = staticmethod(ort_latency_cfg)
+    save_decoding_settings = staticmethod(save_decoding_settings)
+    serving_params = staticmethod(serving_params)
+
+    def check_trained(self, report: dict, cfg) -> None:
+        check_source_gain(report, cfg.finetune.min_source_gain)
