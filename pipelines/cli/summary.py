@@ -22,6 +22,7 @@ def project_line(project: str, root: Path | None = None) -> str:
     if variants is None:
         return f"{project}: not evaluated yet (dvc repro evaluate@{project})"
     metric, table = variants["primary_metric"], variants["variants"]
+    sign = 1 if variants.get("greater_is_better", True) else -1  # scores compared in the metric's direction
     full = table["full"][metric]
     parts = [f"{project}: test {metric} {full:.4g}"]
 
@@ -35,9 +36,10 @@ def project_line(project: str, root: Path | None = None) -> str:
     compressed = {n: r for n, r in table.items() if n not in ("full", "int8")}
     if compressed:
         # The fastest variant that keeps within a point of the full model, else the best scoring one.
-        close = {n: r for n, r in compressed.items() if r[metric] >= full - 0.01 * max(abs(full), 1.0)}
+        close = {n: r for n, r in compressed.items() if sign * (r[metric] - full) >= -0.01 * max(abs(full), 1.0)}
         pool = close or compressed
-        best = max(pool, key=(lambda n: pool[n].get("speedup_batch1") or 0.0) if close else (lambda n: pool[n][metric]))
+        best = max(pool, key=(lambda n: pool[n].get("speedup_batch1") or 0.0) if close else
+                   (lambda n: sign * pool[n][metric]))
         parts.append(f"best compressed: {variant(best)}")
     export = read_json_if_present(paths.report("export"))
     if export is None:

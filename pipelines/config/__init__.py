@@ -20,11 +20,11 @@ from pipelines.config.loading import (DEFAULT_PARAMS, Params, flatten, load_para
 from pipelines.config.project import DEFAULT_PRESET, ProjectBase
 from pipelines.config.shared import CommonConfig, RuntimeConfig, TrackingConfig
 from pipelines.core.errors import ConfigError
-from pipelines.config.tasks import Metric, TaskSpec, get_task, register_task, tasks
+from pipelines.config.tasks import Metric, TaskSpec, get_task, register_task, registered_tasks
 
 __all__ = ["ConfigError", "DEFAULT_PARAMS", "DEFAULT_PRESET", "CleanConfig", "CommonConfig", "CompressConfig", "DataChangeConfig",
            "DataConfig", "DistillationConfig", "EvaluateConfig", "ExportConfig", "FinetuneConfig", "Metric",
            "ModelConfig", "Params", "PretrainConfig", "ProjectBase", "PruningConfig", "RuntimeConfig", "SplitConfig",
            "Strict", "TaskSpec", "TokenizerConfig", "TrackingConfig", "TrainConfig", "flatten", "get_task",
            "load_params", "load_presets", "merged", "params_model", "parse_params", "parse_yaml", "read_yaml",
-           "register_task", "resolve_projects", "task_classes", "tasks"]
+           "register_task", "registered_tasks", "resolve_projects", "task_classes"]

@@ -23,7 +23,7 @@ from ruamel.yaml.error import YAMLError
 from pipelines.config.base import Strict
 from pipelines.config.project import DEFAULT_PRESET, ProjectBase
 from pipelines.config.shared import CommonConfig, RuntimeConfig, TrackingConfig
-from pipelines.config.tasks import task_of, tasks
+from pipelines.config.tasks import registered_tasks, task_of
 from pipelines.core.errors import ConfigError
 
 DEFAULT_PARAMS = "params.yaml"
@@ -76,7 +76,7 @@ _PROJECT_KEYS = frozenset(ProjectBase.model_fields) | {"task", "data"}
 
 def task_classes() -> dict[str, type[ProjectBase]]:
     """Task name -> the class of its project blocks, for every registered task."""
-    return {name: spec.config for name, spec in tasks().items()}
+    return {name: spec.config for name, spec in registered_tasks().items()}
 
 
 @functools.cache
@@ -136,7 +136,7 @@ def load_presets() -> dict[str, dict[str, dict]]:
     """task -> preset name -> the preset's project block, from each task's presets file. Every preset
     of a task starts from the task's ``demo`` preset and changes what it lists."""
     out = {}
-    for task, spec in tasks().items():
+    for task, spec in registered_tasks().items():
         by_name = read_yaml(spec.presets) or {}
         by_name = {name: block or {} for name, block in by_name.items()}
         demo = by_name.get(DEFAULT_PRESET, {})
@@ -191,7 +191,7 @@ def resolve_projects(raw_projects: Any, problems: list[str]) -> dict[str, dict]:
         available = presets.get(task, {})
         if not isinstance(preset, str) or preset not in available:
             problems.append(f"projects.{name}.preset: {preset!r} is not a {task} preset; choose one of "
-                            f"{', '.join(available)} ({tasks()[task].presets.relative_to(PACKAGE_ROOT.parent)})")
+                            f"{', '.join(available)} ({registered_tasks()[task].presets.relative_to(PACKAGE_ROOT.parent)})")
             continue
         out[name] = merged(available[preset], block)
     return out

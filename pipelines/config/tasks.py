@@ -178,14 +178,14 @@ def _discover() -> None:
         ep.load()
 
 
-def tasks() -> dict[str, TaskSpec]:
+def registered_tasks() -> dict[str, TaskSpec]:
     """Every registered task by name, in a stable order."""
     _discover()
     return dict(sorted(_REGISTRY.items()))
 
 
 def get_task(name: str) -> TaskSpec:
-    known = tasks()
+    known = registered_tasks()
     try:
         return known[name]
     except KeyError:

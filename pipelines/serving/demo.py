@@ -305,12 +305,17 @@ def results(project: str, root: Path | None = None) -> dict:
         out["primary_metric"], out["variants"] = None, []
     else:
         out["primary_metric"] = variants["primary_metric"]
+        out["greater_is_better"] = variants.get("greater_is_better", True)
         out["variants"] = [{"variant": name, **row} for name, row in chain_order(variants["variants"]).items()]
     out["worst"], out["confusion"] = [], None
     if paths.predictions.is_file():
         # Streamed: the worst few are kept, not the file.
         rows = _prediction_rows(paths.predictions)
-        out["worst"] = heapq.nsmallest(WORST_EXAMPLES, rows, key=lambda r: (r["score"], -r.get("confidence", 0.0)))
+        # An example's score is in the primary metric's direction: the worst are the lowest, or the
+        # highest for a metric where lower is better (ties: the more confident mistake first).
+        sign = 1 if out.get("greater_is_better", True) else -1
+        out["worst"] = heapq.nsmallest(WORST_EXAMPLES, rows,
+                                       key=lambda r: (sign * r["score"], -r.get("confidence", 0.0)))
         if out["worst"] and "probabilities" in out["worst"][0]:
             out["confusion"] = confusion(_prediction_rows(paths.predictions))
     else:

@@ -87,7 +87,8 @@ def run(params: Params, project: str) -> dict:
     write_csv(paths.plot("evaluate.csv"), rows, columns)
 
     table = variant_table(results, compress, task.primary_metric)
-    write_json(paths.report("variants"), {"primary_metric": task.primary_metric, "examples": len(records),
+    write_json(paths.report("variants"), {"primary_metric": task.primary_metric,
+                                          "greater_is_better": task.greater_is_better(), "examples": len(records),
                                           "variants": table})
     write_csv(paths.plot("variants.csv"), [{"variant": n, **row} for n, row in table.items()],
               VARIANT_COLUMNS + [task.primary_metric])  # last: the column dvc.yaml's plot draws

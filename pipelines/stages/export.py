@@ -55,9 +55,9 @@ def serving_requirements() -> list[str]:
     return pins
 
 
-def choose_variant(export_cfg, table: dict[str, dict], primary: str) -> tuple[str, str]:
-    """The variant to export and why: the one params name, or the most accurate exportable variant
-    whose batch-1 median latency is within the budget (ties: the faster)."""
+def choose_variant(export_cfg, table: dict[str, dict], primary: str, greater_is_better: bool = True) -> tuple[str, str]:
+    """The variant to export and why: the one params name, or the best scoring exportable variant (in
+    the primary metric's direction) whose batch-1 median latency is within the budget (ties: the faster)."""
     if export_cfg.variant != "best_under_latency":
         if export_cfg.variant not in table:
             raise PipelineError(f"export.variant is {export_cfg.variant!r} but the variant table has only "
@@ -72,8 +72,9 @@ def choose_variant(export_cfg, table: dict[str, dict], primary: str) -> tuple[st
         raise PipelineError(f"no exportable variant meets export.latency_budget_ms={budget} (batch-1 median on the "
                             f"compress machine: {shown}); raise the budget or add a faster variant in the compress "
                             "block (distillation, pruning, quantize); nothing was exported")
-    best = max(fits, key=lambda n: (fits[n][primary], -fits[n]["latency_ms"]))
-    return best, (f"best_under_latency: most accurate of {', '.join(sorted(fits))} within {budget} ms "
+    sign = 1 if greater_is_better else -1
+    best = max(fits, key=lambda n: (sign * fits[n][primary], -fits[n]["latency_ms"]))
+    return best, (f"best_under_latency: best scoring of {', '.join(sorted(fits))} within {budget} ms "
                   f"({fits[best]['latency_ms']:.2f} ms, {primary} {fits[best][primary]:.4f})")
 
 
@@ -88,7 +89,7 @@ def run(params: Params, project: str) -> dict:
     finetune = read_json(paths.report("finetune"))
     primary = task.primary_metric
     variants = read_json(paths.report("variants"))["variants"]
-    variant, reason = choose_variant(cfg.export, variants, primary)
+    variant, reason = choose_variant(cfg.export, variants, primary, task.greater_is_better())
     test_hash = content_hash(paths.splits / "test.jsonl")
     manifest = variant_manifest(paths)
     entry = manifest[variant]
@@ -278,6 +279,7 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
             version_tags={"variant": variant, "project": project, "task": cfg.task,
                           **data_lineage.lineage(params, project, paths)},
             score_champion=score_champion, unloadable_champion=cfg.export.unloadable_champion,
+            greater_is_better=task.greater_is_better(),
         )
     except TrackingError:
         raise

@@ -509,6 +509,27 @@ def workspace_baseline(root: Path, project: str, metric: str) -> dict | None:
             "margin": noise_margin(metric.removeprefix("validation ").strip(), float(value), examples)}
 
 
+def keep_or_apply(best: dict, baseline: dict | None, metric: str, greater: bool, min_gain: float | None) -> dict:
+    """Whether the best trial replaces the workspace's configuration: only when it beats the
+    workspace's validation ``baseline`` (None: nothing to compare with) by more than ``min_gain`` (None:
+    the baseline's noise margin), in the metric's direction (``greater``: higher is better)."""
+    decision = {"applied": best["experiment"]}
+    if baseline is None:
+        return decision
+    margin = baseline["margin"] if min_gain is None else min_gain
+    gain = (best["value"] - baseline["value"]) * (1 if greater else -1)
+    decision["workspace_validation"] = baseline["value"]
+    decision["required_gain"] = round(margin, 6)
+    if gain <= margin:
+        decision = {**decision, "applied": None, "kept": "workspace", "reason": (
+            f"the best trial ({best['experiment']}, {metric} {best['value']:.4f}) is not better than "
+            f"the workspace's configuration ({baseline['value']:.4f}) by more than {margin:.4f}"
+            + (f", one standard error on {baseline['examples']} validation examples" if min_gain is None else "")
+            + "; the workspace's configuration is kept (--min-gain 0 applies the best trial anyway)")}
+        logger.info("%s", decision["reason"])
+    return decision
+
+
 def apply_best(root: Path, project: str, summary: dict, min_gain: float | None = None) -> dict:
     """Apply the best trial to the workspace and score the test split once, with the usual evaluate.
 
@@ -519,20 +540,8 @@ def apply_best(root: Path, project: str, summary: dict, min_gain: float | None =
     if not best or not best.get("experiment"):
         raise PipelineError(f"sweep {summary['sweep']}: no trial completed, so there is nothing to apply")
     greater = summary.get("direction", "maximize") == "maximize"
-    baseline = workspace_baseline(root, project, summary["metric"])
-    decision = {"applied": best["experiment"]}
-    if baseline is not None:
-        margin = baseline["margin"] if min_gain is None else min_gain
-        gain = (best["value"] - baseline["value"]) * (1 if greater else -1)
-        decision["workspace_validation"] = baseline["value"]
-        decision["required_gain"] = round(margin, 6)
-        if gain <= margin:
-            decision = {**decision, "applied": None, "kept": "workspace", "reason": (
-                f"the best trial ({best['experiment']}, {summary['metric']} {best['value']:.4f}) is not better than "
-                f"the workspace's configuration ({baseline['value']:.4f}) by more than {margin:.4f}"
-                + (f", one standard error on {baseline['examples']} validation examples" if min_gain is None else "")
-                + "; the workspace's configuration is kept (--min-gain 0 applies the best trial anyway)")}
-            logger.info("%s", decision["reason"])
+    decision = keep_or_apply(best, workspace_baseline(root, project, summary["metric"]), summary["metric"], greater,
+                             min_gain)
     commands = ([["exp", "apply", best["experiment"]]] if decision["applied"] else []) + [
         ["repro", f"evaluate@{project}"]]
     for cmd in commands:

@@ -8,6 +8,6 @@ task of a project and call its interface; they never branch on a task's name.
 docs/adding-a-task.md says how to add one.
 """
 
-from pipelines.config.tasks import Metric, TaskSpec, get_task, register_task, tasks
+from pipelines.config.tasks import Metric, TaskSpec, get_task, register_task, registered_tasks
 
-__all__ = ["Metric", "TaskSpec", "get_task", "register_task", "tasks"]
+__all__ = ["Metric", "TaskSpec", "get_task", "register_task", "registered_tasks"]

@@ -205,7 +205,7 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
              code_paths: list[str], pip_requirements: list[str], metric_name: str, metric_value: float,
              test_data_hash: str, description: str, version_tags: dict[str, str],
              score_champion: Callable[[str], float] | None = None, signature=None, input_example=None,
-             unloadable_champion: str = "keep") -> dict:
+             unloadable_champion: str = "keep", greater_is_better: bool = True) -> dict:
     """Log the model as a pyfunc in the run, register a version, set `candidate`, maybe move `champion`.
 
     ``python_model`` is a PythonModel, or the path of a models-from-code file (nothing pickled);
@@ -213,6 +213,7 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
     ``input_example`` a request it answers (shown in the MLflow UI and checked when logged).
     ``score_champion(model_uri)`` scores a champion registered on other test data on this version's
     test data (raising ChampionUnloadable when it cannot load it); without it such a champion stays.
+    ``greater_is_better`` is the direction of ``metric_name`` (False for a loss, a perplexity, an error rate).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -234,7 +235,7 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
     tags = {**version_tags, "metric_name": metric_name, "metric_value": repr(float(metric_value)),
-            "test_data_hash": test_data_hash}
+            "metric_greater_is_better": str(bool(greater_is_better)).lower(), "test_data_hash": test_data_hash}
     # The version is created already tagged incomplete, in one call, so an export killed before the
     # end leaves a version that says what it is; the tag turns complete once the aliases are decided.
     # model_id: a tracking server accepts a models:/m-... source only with the logged model's id.
@@ -247,7 +248,7 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
     with _registry_lock(name):
         _mark_abandoned_versions(client, name, mv.version)
         decision = _decide(client, name, int(mv.version), metric_name, float(metric_value), test_data_hash,
-                           score_champion, unloadable_champion)
+                           score_champion, unloadable_champion, greater_is_better)
         for key, value in decision_tags(decision).items():
             client.set_model_version_tag(name, mv.version, key, value)
         client.set_model_version_tag(name, mv.version, EXPORT_STATUS, "complete")
@@ -276,7 +277,7 @@ def decision_tags(decision: dict) -> dict[str, str]:
 
 
 def _decide(client, name: str, me: int, metric_name: str, value: float, test_hash: str,
-            score_champion: Callable[[str], float] | None, unloadable: str) -> dict:
+            score_champion: Callable[[str], float] | None, unloadable: str, greater_is_better: bool = True) -> dict:
     """Compare this version with the champion and move `champion` to it when it is at least as good;
     then make sure the move holds against an export deciding at the same moment on another machine."""
     if unloadable not in UNLOADABLE_CHOICES:
@@ -310,7 +311,8 @@ def _decide(client, name: str, me: int, metric_name: str, value: float, test_has
             break
         else:
             score = score_of(champion)
-            move, reason = _verdict(me, value, int(champion.version), score, metric_name, unloadable)
+            move, reason = _verdict(me, value, int(champion.version), score, metric_name, unloadable,
+                                    greater_is_better)
         if not move:
             moved = False
             break
@@ -337,7 +339,10 @@ def _decide(client, name: str, me: int, metric_name: str, value: float, test_has
             "champion_score": score.value, "champion_scored": score.how}
 
 
-def _verdict(me: int, value: float, champion: int, score: Score, metric_name: str, unloadable: str) -> tuple[bool, str]:
+def _verdict(me: int, value: float, champion: int, score: Score, metric_name: str, unloadable: str,
+             greater_is_better: bool = True) -> tuple[bool, str]:
+    """Whether version ``me`` (scoring ``value``) takes champion from version ``champion`` (``score``),
+    and why: at least as good in the metric's direction moves it; on a tie the newer version wins."""
     if score.how == "unloadable":
         promote = unloadable == "promote"
         return promote, (f"champion version {champion} could not be loaded to score it on this test data "
@@ -346,12 +351,15 @@ def _verdict(me: int, value: float, champion: int, score: Score, metric_name: st
     if score.value is None:
         return False, "champion was scored on other test data and cannot be re-scored; kept"
     rescored = " (champion re-scored on this test data)" if score.how == "rescored" else ""
-    # At least as good moves it; on a tie the newer version wins, so two exports agree on the winner.
-    if value > score.value or (value == score.value and me > champion):
-        return True, f"{metric_name} {value:.4f} >= champion's {score.value:.4f}{rescored}"
+    # On a tie the newer version wins, so two exports deciding at once agree on the winner.
+    better = value > score.value if greater_is_better else value < score.value
+    at_least, worse = (">=", "<") if greater_is_better else ("<=", ">")
+    way = "" if greater_is_better else " (lower is better)"
+    if better or (value == score.value and me > champion):
+        return True, f"{metric_name} {value:.4f} {at_least} champion's {score.value:.4f}{way}{rescored}"
     if value == score.value:
         return False, f"{metric_name} {value:.4f} = champion's (newer version {champion}){rescored}"
-    return False, f"{metric_name} {value:.4f} < champion's {score.value:.4f}{rescored}"
+    return False, f"{metric_name} {value:.4f} {worse} champion's {score.value:.4f}{way}{rescored}"
 
 
 def version_info(name: str, alias: str) -> dict | None:
