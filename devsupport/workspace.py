@@ -46,6 +46,36 @@ def make_repo_copy(dest: Path, params: dict, projects=None) -> Path:
     return dest
 
 
+def run_stages(root: Path, until: str = "export", projects=None) -> None:
+    """Run the stages of the copy's projects in this process, in pipeline order up to ``until``.
+
+    For tests and benchmarks about what the stages make, not about DVC: one process imports torch,
+    transformers and MLflow once, where `dvc repro` starts a process per stage that imports them
+    again. Nothing is recorded in dvc.lock; a test of DVC's behaviour runs `dvc repro` instead."""
+    import importlib
+
+    from pipelines.config import load_params
+    from pipelines.stages import STAGES
+
+    env = {"PIPELINES_ROOT": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    saved = {key: os.environ.get(key) for key in env}
+    cwd = os.getcwd()
+    os.environ.update(env)
+    os.chdir(root)
+    try:
+        params = load_params(root / "params.yaml")
+        for project in projects or list(params.projects):
+            for stage in STAGES[:STAGES.index(until) + 1]:
+                importlib.import_module(f"pipelines.stages.{stage}").run(params, project)
+    finally:
+        os.chdir(cwd)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def pipeline_env(root: Path, **extra) -> dict:
     """Environment for running the pipeline in the copy ``root``: offline, this interpreter's tools
     first on PATH, a local MLflow store in the copy; ``extra`` on top."""

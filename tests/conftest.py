@@ -43,6 +43,17 @@ def classification_repo(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def classification_outputs(tmp_path_factory) -> Path:
+    """The tiny classification project's outputs, made by its stages in this process (no DVC): for
+    the tests of what a trained, exported and registered model does."""
+    from tests.tiny import make_repo_copy, run_stages, tiny_params
+
+    root = make_repo_copy(tmp_path_factory.mktemp("cls-outputs"), tiny_params(["classification"]))
+    run_stages(root)
+    return root
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1 with its own store, shared by the tests of one module."""

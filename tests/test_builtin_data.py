@@ -13,6 +13,7 @@ import pytest
 from pipelines.data.builtin import classification as cls
 from pipelines.data.builtin import summarization as summ
 from pipelines.data.builtin import translation as tr
+from pipelines.data.builtin import translation_lexicon as lex
 from pipelines.data import dirt
 from pipelines.data.sources import load_builtin
 from pipelines.tasks import get_task
@@ -114,7 +115,7 @@ def test_add_dirt_keeps_fields_and_leaves_other_fields_alone():
 
 
 # --------------------------------------------------------------------------- translation
-N, A, V = tr.NOUNS, tr.ADJECTIVES, tr.VERBS
+N, A, V = lex.NOUNS, lex.ADJECTIVES, lex.VERBS
 
 
 @pytest.mark.parametrize("np, case, german", [
@@ -181,7 +182,7 @@ def test_generated_clauses_put_the_object_in_its_case():
 
 
 def test_translation_lexicon_is_large_and_pairs_are_corrupted_sometimes():
-    assert len(tr.NOUN_LIST) + len(tr.VERB_LIST) + len(tr.ADJECTIVE_LIST) + len(tr.TIMES) >= 200
+    assert len(lex.NOUN_LIST) + len(lex.VERB_LIST) + len(lex.ADJECTIVE_LIST) + len(lex.TIMES) >= 200
     rows = tr.generate(1500, 9)
     assert len({r["source"] for r in rows}) > 1300  # varied
     cleaned = [(clean_text(r["source"], "NFC")[0], clean_text(r["target"], "NFC")[0]) for r in rows]

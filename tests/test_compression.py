@@ -305,7 +305,9 @@ def test_seq2seq_distillation_matches_the_teacher_token_by_token(tmp_path):
     # a teacher with opinions: a few epochs on the task itself (cross-entropy only)
     hard_only = cfg.compress.distillation.model_copy(update={"alpha": 0.0, "epochs": 4})
     distill(teacher, copy.deepcopy(teacher), dsd["train"], collator, hard_only, tmp_path / "teacher", seed=0)
-    student, info = seq2seq.build_student(teacher, cfg.compress.distillation)
+    from pipelines.tasks.seq2seq.export import build_student
+
+    student, info = build_student(teacher, cfg.compress.distillation)
     assert (student.config.encoder_layers, student.config.decoder_layers) == (1, 1)
     assert info["teacher_layers"] == {"model.encoder.layers": [0], "model.decoder.layers": [0]}
     held_out = collator([dsd["test"][i] for i in range(len(dsd["test"]))])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.tiny import dvc, int8_only, make_repo_copy, mlflow_json, registry, tiny_params
+from tests.tiny import dvc, int8_only, make_repo_copy, mlflow_json, registry, run_stages, tiny_params
 
 STAGES = ("ingest", "clean", "split", "tokenize", "pretrain", "finetune", "compress", "evaluate", "export")
 
@@ -166,7 +166,7 @@ def test_sst2_subset_through_local_path_source(tmp_path, shared_data):
     params = tiny_params(["classification"], classification__data__source=str(src))
     params["tracking"]["register_model"] = False
     root = make_repo_copy(tmp_path / "repo", int8_only(params))
-    dvc(root, "repro", "evaluate@classification")
+    run_stages(root, until="evaluate")
     split = json.loads((root / "reports/classification/split.json").read_text())
     clean = json.loads((root / "reports/classification/clean.json").read_text())
     # given splits are kept; clean only removes duplicates (keeping the test copy)

@@ -320,7 +320,9 @@ def test_export_onnx_greedy_identical(splits, tmp_path, layer_norm):
     torch.manual_seed(0)
     model = seq2seq.build_pretrain_model(cfg, toks).eval()
     seq2seq.set_generation_ids(model, toks)
-    report = seq2seq.export_onnx(model, toks, splits["test"], tmp_path, cfg)
+    from pipelines.tasks.seq2seq.export import export_onnx
+
+    report = export_onnx(model, toks, splits["test"], tmp_path, cfg)
     assert (tmp_path / "encoder.onnx").is_file() and (tmp_path / "decoder.onnx").is_file()
     assert report["onnx_max_abs_diff"] < 1e-4
     assert report["onnx_greedy_identical"] == 1.0

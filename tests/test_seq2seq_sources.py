@@ -1,4 +1,4 @@
-"""`dvc repro` of the translation and summarization projects on subsets of the real Multi30k and
+"""The stages of the translation and summarization projects on subsets of the real Multi30k and
 AESLC files given as local folders (a file of its own so that it runs beside the builtin-data
 end-to-end tests on another worker)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from tests.test_seq2seq_end_to_end import _report, _subset
-from tests.tiny import dvc, int8_only, make_repo_copy, tiny_params
+from tests.tiny import int8_only, make_repo_copy, run_stages, tiny_params
 
 
 def test_multi30k_subset_through_local_folder(tmp_path, shared_data):
@@ -16,7 +16,7 @@ def test_multi30k_subset_through_local_folder(tmp_path, shared_data):
     params = tiny_params(["translation"], translation__data__source=str(src))
     params["tracking"]["register_model"] = False
     root = make_repo_copy(tmp_path / "repo", int8_only(params))
-    dvc(root, "repro", "evaluate@translation")
+    run_stages(root, until="evaluate")
     split = _report(root, "translation", "split")
     assert split["rows"]["test"] <= 30 and split["rows"]["train"] >= 250
     ev = _report(root, "translation", "evaluate")
@@ -32,7 +32,7 @@ def test_aeslc_subset_scores_against_every_reference(tmp_path, shared_data):
     params["projects"]["summarization"]["tokenizer"]["max_length"] = 128
     params["tracking"]["register_model"] = False
     root = make_repo_copy(tmp_path / "repo", int8_only(params))
-    dvc(root, "repro", "evaluate@summarization")
+    run_stages(root, until="evaluate")
     test_rows = [json.loads(x) for x in (root / "data/summarization/splits/test.jsonl").read_text().splitlines()]
     # the three human subject lines of AESLC's test file travel with each example
     assert all(len(r.get("references") or []) >= 1 for r in test_rows)

@@ -21,8 +21,8 @@ def _predict(root, *args) -> subprocess.CompletedProcess:
                           env=pipeline_env(root), capture_output=True, text=True, timeout=300)
 
 
-def test_predict_writes_labels_next_to_the_inputs(classification_repo):
-    root = classification_repo
+def test_predict_writes_labels_next_to_the_inputs(classification_outputs):
+    root = classification_outputs
     inputs = root / "inputs.txt"
     inputs.write_text("a wonderful, moving film\nthe plot was dull and far too long\nfine\n")
     proc = _predict(root, str(inputs))
@@ -44,8 +44,8 @@ def test_predict_writes_labels_next_to_the_inputs(classification_repo):
     assert [r["score"] for r in registered] == pytest.approx([r["score"] for r in rows], abs=1e-5)
 
 
-def test_predict_reads_standard_input_and_writes_standard_output(classification_repo):
-    root = classification_repo
+def test_predict_reads_standard_input_and_writes_standard_output(classification_outputs):
+    root = classification_outputs
     texts = "a wonderful, moving film\nthe plot was dull and far too long\n"
     proc = subprocess.run([sys.executable, "-m", "pipelines", "predict", "classification", "-"], cwd=root,
                           env=pipeline_env(root), input=texts, capture_output=True, text=True, timeout=300)
@@ -59,8 +59,8 @@ def test_predict_reads_standard_input_and_writes_standard_output(classification_
     assert bad.returncode == 3 and "stdin.jsonl, line 2: 'text' is empty" in bad.stderr and not bad.stdout
 
 
-def test_predict_rejects_an_empty_input_and_writes_nothing(classification_repo):
-    root = classification_repo
+def test_predict_rejects_an_empty_input_and_writes_nothing(classification_outputs):
+    root = classification_outputs
     bad = root / "bad.jsonl"
     bad.write_text(json.dumps({"text": "good"}) + "\n" + json.dumps({"text": "  "}) + "\n")
     proc = _predict(root, str(bad))
@@ -73,8 +73,8 @@ def test_predict_rejects_an_empty_input_and_writes_nothing(classification_repo):
     assert proc.returncode == 3 and "not an export folder" in proc.stderr
 
 
-def test_mlflow_models_serve_answers_requests(classification_repo):
-    root = classification_repo
+def test_mlflow_models_serve_answers_requests(classification_outputs):
+    root = classification_outputs
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/classification@champion",
@@ -137,8 +137,8 @@ def test_mlflow_models_serve_answers_requests(classification_repo):
         stop_group(server, grace=30)
 
 
-def test_the_registered_model_holds_no_pickle_and_loads_from_its_own_files(classification_repo, tmp_path):
-    root = classification_repo
+def test_the_registered_model_holds_no_pickle_and_loads_from_its_own_files(classification_outputs, tmp_path):
+    root = classification_outputs
     code = (
         "import json, pathlib, mlflow, pandas as pd;"
         "folder = pathlib.Path(mlflow.artifacts.download_artifacts('models:/classification@champion'));"
@@ -161,13 +161,13 @@ def test_the_registered_model_holds_no_pickle_and_loads_from_its_own_files(class
     pickles = [f for f in found["files"] if f.endswith((".pkl", ".pickle"))]
     assert not pickles, pickles
     assert "model_code_path" in found["flavor"] and "python_model" not in found["flavor"], found["flavor"]
-    assert "code/pipelines/serving.py" in found["files"]
+    assert "code/pipelines/serving/pyfunc.py" in found["files"]
     assert "/code/pipelines/" in found["pipelines"], found["pipelines"]
     assert len(found["labels"]) == 2 and all(isinstance(x, str) for x in found["labels"])
 
 
-def test_a_model_of_another_task_is_refused(classification_repo, tmp_path):
-    root = classification_repo
+def test_a_model_of_another_task_is_refused(classification_outputs, tmp_path):
+    root = classification_outputs
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params(["classification", "translation"]), sort_keys=False))
     (tmp_path / "in.jsonl").write_text(json.dumps({"source": "a sentence"}) + "\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.sweep import space
 from pipelines.sweep import study as sweep, trial as sweep_trial
 from pipelines.core.errors import ConfigError
 from tests.tiny import dvc, int8_only, make_repo_copy, mlflow_json, pipeline_env, tiny_params
@@ -246,14 +247,14 @@ def test_a_trial_that_trails_is_pruned_not_failed(repo, monkeypatch):
 def test_bad_search_spaces_are_refused_before_any_trial(spec, message):
     raw = {"projects": {PROJECT: {"task": "classification"}}}
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        sweep.validate([sweep.parse_dimension(spec, PROJECT)], raw, PROJECT)
+        space.validate([space.parse_dimension(spec, PROJECT)], raw, PROJECT)
 
 
 def test_a_grid_of_a_continuous_range_and_a_tpe_sweep_without_trials_are_refused(tmp_path):
     import yaml
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"projects": {PROJECT: {"task": "classification"}}}))
-    dims = [sweep.parse_dimension("finetune.learning_rate=loguniform(1e-4,1e-2)", PROJECT)]
+    dims = [space.parse_dimension("finetune.learning_rate=loguniform(1e-4,1e-2)", PROJECT)]
     with pytest.raises(ConfigError, match="the grid sampler needs choice"):
         sweep.Sweep(tmp_path, PROJECT, dims, sampler="grid", trials=None, budget_minutes=None, jobs=1,
                     pruner="none", name="x")

@@ -17,10 +17,11 @@ import yaml
 
 from devsupport.processes import (MlflowServer, demo_server, free_port, prefect_server, start_group, stop_group,
                                   wait_for_http)
-from devsupport.workspace import REPO, make_repo_copy, pipeline_env
+from devsupport.workspace import REPO, make_repo_copy, pipeline_env, run_stages
 
 __all__ = ["REPO", "TINY_MODEL", "TINY_TRAIN", "MlflowServer", "demo_server", "dvc", "free_port", "int8_only",
-           "make_repo_copy", "mlflow_json", "pipeline_env", "prefect_server", "registry", "start_group", "stop_group",
+           "make_repo_copy", "mlflow_json", "pipeline_env", "prefect_server", "registry", "run_stages", "start_group",
+           "stop_group",
            "tiny_params", "wait_for_http"]
 
 TINY_MODEL = {"hidden_size": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "intermediate_size": 64}

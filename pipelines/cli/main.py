@@ -257,13 +257,14 @@ def sweep_main(argv: list[str]) -> int:
         # The summary on stdout is JSON; with a tracking server MLflow would print a "View run" line
         # there too (the parent run's id is in the summary).
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        from pipelines.sweep import study as sweep
         from pipelines.config import load_params
+        from pipelines.sweep import space
+        from pipelines.sweep import study as sweep
         from pipelines.core.paths import repo_root
 
         root = repo_root()
         load_params(root / "params.yaml").project(args.project)  # a misspelt project: the list of projects
-        dims = [sweep.parse_dimension(spec, args.project) for spec in args.dimensions]
+        dims = [space.parse_dimension(spec, args.project) for spec in args.dimensions]
         trials_on = None
         if args.pool:
             pool_trials = plugin("nlp_pipelines.trial_runners", "pool")

@@ -123,7 +123,7 @@ def _records(path: Path, column: str) -> tuple[list[dict], list[str]]:
     """The file's records, and where each one is (``line 3``) for error messages."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        from pipelines.data.sources import read_table
+        from pipelines.data.files import read_table
 
         records = read_table(path)
         return records, [f"record {i}" for i in range(1, len(records) + 1)]
@@ -271,16 +271,16 @@ def _project(project: str, params_path: str | None) -> tuple[str, tuple[str, ...
     a params file given by name must exist.
     """
     from pipelines.config import load_params
-    from pipelines.tasks import TASKS
+    from pipelines.tasks import get_task, registered_tasks
 
     path = Path(params_path or "params.yaml")
     if not path.is_file() and params_path is None:
-        if project in TASKS:
+        if project in registered_tasks():
             return project, ()
         exported = sorted(p.parent.parent.name for p in Path("models").glob("*/export/export.json"))
         found = f"; exported projects here: {', '.join(exported)}" if exported else ""
         raise ConfigError(f"{path} not found, so project {brief(project)} cannot be looked up{found}; run from the "
-                          f"repository root, pass --params PATH, or name a task ({', '.join(TASKS)})")
+                          f"repository root, pass --params PATH, or name a task ({', '.join(registered_tasks())})")
     # The training data and checkpoint need not exist where a model is used.
     params = load_params(path, training_paths_absent=True)
     if project not in params.projects:
@@ -289,6 +289,6 @@ def _project(project: str, params_path: str | None) -> tuple[str, tuple[str, ...
         raise ConfigError(f"unknown project {brief(project)}{hint}; {path} defines "
                           f"{', '.join(params.projects) or 'no projects'}")
     cfg = params.project(project)
-    task = TASKS[cfg.task]
+    task = get_task(cfg.task)
     alias = getattr(cfg.data, task.fields[task.input_field], None)
     return cfg.task, (alias,) if alias and alias != task.input_field else ()

@@ -36,7 +36,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -49,129 +48,13 @@ from typing import Any
 import yaml
 
 from pipelines.core.errors import ConfigError, PipelineError
+from pipelines.sweep.space import Dimension, validate
 from pipelines.sweep.trial import (ENV_PARENT, ENV_PRUNER, ENV_STORAGE, ENV_STUDY, ENV_TRIAL, PRUNED_MESSAGE, make_pruner)
 
 logger = logging.getLogger(__name__)
 
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("median", "halving", "none")
-# The stages a trial runs do not read these blocks: tuning them on validation means nothing.
-TEST_ONLY_BLOCKS = ("evaluate", "compress", "export")
-_SPEC = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-]+)\s*=\s*(?P<kind>choice|range|loguniform)\((?P<args>.*)\)\s*$")
-
-
-@dataclass
-class Dimension:
-    key: str  # inside the project block, e.g. finetune.learning_rate
-    kind: str  # choice | range | loguniform
-    values: list | None = None
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-
-    @property
-    def integer(self) -> bool:
-        return self.kind == "range" and all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
-
-    def distribution(self):
-        import optuna.distributions as d
-
-        if self.kind == "choice":
-            return d.CategoricalDistribution(self.values)
-        if self.integer:
-            return d.IntDistribution(int(self.low), int(self.high), step=int(self.step or 1))
-        return d.FloatDistribution(float(self.low), float(self.high), log=self.kind == "loguniform", step=self.step)
-
-    def grid(self) -> list:
-        if self.kind == "choice":
-            return list(self.values)
-        if self.integer:
-            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
-        raise ConfigError(f"-S {self.key}={self.kind}(...): the grid sampler needs choice(...) or a range of whole "
-                          "numbers; use --sampler tpe or random for continuous ranges")
-
-
-def _value(text: str) -> Any:
-    text = text.strip()
-    for number in (int, float):  # 1e-4 is a number here (YAML 1.1 reads it as a string)
-        try:
-            return number(text)
-        except ValueError:
-            pass
-    return yaml.safe_load(text) if text else None
-
-
-def parse_dimension(spec: str, project: str) -> Dimension:
-    m = _SPEC.match(spec)
-    if not m:
-        raise ConfigError(f"-S {spec!r} is not KEY=choice(a,b,...), KEY=range(low,high[,step]) or "
-                          "KEY=loguniform(low,high)")
-    key = m["key"].removeprefix(f"projects.{project}.")
-    if key.startswith("projects."):
-        raise ConfigError(f"-S {spec!r} names another project; sweep keys are settings of projects.{project}")
-    args = [_value(a) for a in m["args"].split(",")] if m["args"].strip() else []
-    kind = m["kind"]
-    if kind == "choice":
-        if not args:
-            raise ConfigError(f"-S {key}=choice(): give at least one value")
-        if len({json.dumps(a, sort_keys=True) for a in args}) != len(args):
-            raise ConfigError(f"-S {key}: choice(...) lists a value twice")
-        return Dimension(key, kind, values=args)
-    if len(args) not in ((2, 3) if kind == "range" else (2,)) or not all(
-            isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
-        raise ConfigError(f"-S {key}={kind}(...) needs two numbers (low, high{', and a step' if kind == 'range' else ''})")
-    low, high = args[0], args[1]
-    if low > high:
-        raise ConfigError(f"-S {key}={kind}({low},{high}): low is above high")
-    if kind == "loguniform" and low <= 0:
-        raise ConfigError(f"-S {key}=loguniform({low},{high}): a log-uniform range needs low > 0")
-    return Dimension(key, kind, low=low, high=high, step=args[2] if len(args) == 3 else None)
-
-
-def _set(tree: dict, dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree.setdefault(part, {})
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{dotted}: {part} is not a block")
-    tree[leaf] = value
-
-
-def validate(dimensions: list[Dimension], raw: dict, project: str) -> None:
-    """Every key a setting of the project that trials read, every value one params.yaml accepts."""
-    from pipelines.config import parse_params
-
-    params = parse_params(raw)
-    cfg = params.project(project)
-    seen = set()
-    for dim in dimensions:
-        if dim.key in seen:
-            raise ConfigError(f"-S {dim.key} is given twice")
-        seen.add(dim.key)
-        block, *rest = dim.key.split(".")
-        node: Any = cfg
-        for part in dim.key.split("."):
-            fields = type(node).model_fields if hasattr(type(node), "model_fields") else {}
-            if part not in fields:
-                known = ", ".join(sorted(fields)) or "none (it is a value, not a block)"
-                raise ConfigError(f"-S {dim.key}: projects.{project} has no setting {dim.key!r} ({part!r} is not one "
-                                  f"of: {known})")
-            node = getattr(node, part)
-        if block in TEST_ONLY_BLOCKS or block == "preset" or block == "task":
-            raise ConfigError(f"-S {dim.key}: the {block} settings are not read by the stages a trial runs (up to "
-                              "finetune, chosen on validation); tune settings of clean, split, tokenizer, model, "
-                              "pretrain or finetune")
-        candidates = dim.values if dim.kind == "choice" else [dim.low, dim.high]
-        for value in candidates:
-            trial_raw = json.loads(json.dumps(raw))
-            _set(trial_raw["projects"][project], dim.key, value)
-            try:
-                parse_params(trial_raw)
-            except ConfigError as exc:
-                raise ConfigError(f"-S {dim.key}: the value {value!r} is not allowed:\n{exc}") from None
-
-
-# --------------------------------------------------------------------------- the sweep
 @dataclass
 class Outcome:
     number: int

@@ -1,7 +1,8 @@
 """What translation and summarization share: an encoder-decoder built here (BART, MBart or Marian,
 pretrained by denoising) or taken from a checkpoint, fine-tuned to generate the target text.
 
-This module holds the settings of that family, light to import; the model code is :mod:`.model`.
+This module holds the settings of that family, light to import; the model code is :mod:`.model`
+(training and decoding) and :mod:`.export` (ONNX, ONNX Runtime, the distillation student).
 It registers no task itself: :mod:`pipelines.tasks.translation` and
 :mod:`pipelines.tasks.summarization` do, each with its data fields and metrics.
 """
@@ -64,7 +65,7 @@ def position_table_size(tokenizer: TokenizerConfig) -> int:
 
 def implementation():
     """The model code of the family (imports torch and transformers)."""
-    from pipelines.tasks.seq2seq.model import Seq2SeqModel
+    from pipelines.tasks.seq2seq.implementation import Seq2SeqModel
 
     return Seq2SeqModel()
 
