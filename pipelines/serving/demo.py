@@ -32,7 +32,8 @@ from typing import Any, Iterator
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_json_if_present
 from pipelines.core.paths import ProjectPaths
-from pipelines.serving.pyfunc import BadRequest, TextModel, validate_texts, with_decoding
+from pipelines.core.inputs import BadRequest
+from pipelines.serving.pyfunc import TextModel, with_decoding
 from pipelines.compression.variants import chain_order
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def load_served(params, project: str, model: str | None = None) -> Served:
 def _check(served: Served, text: str) -> tuple[str, str]:
     """The text if the model takes it (DemoError otherwise), and a note when it is cut."""
     try:
-        (text,) = validate_texts([text], served.max_chars)
+        (text,) = served.impl.validate_inputs([text], served.cfg)
     except BadRequest as exc:
         reason = getattr(exc, "reason", str(exc))
         raise DemoError(f"the text {reason}") from None

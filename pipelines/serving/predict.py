@@ -28,7 +28,8 @@ from typing import Callable
 from pipelines.core import settings
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io import atomic_file
-from pipelines.serving.pyfunc import BadRequest, BadText, TextModel, brief, brief_list, validate_texts
+from pipelines.core.inputs import BadRequest, BadText, validate_texts
+from pipelines.serving.pyfunc import TextModel, brief, brief_list
 
 logger = logging.getLogger(__name__)
 

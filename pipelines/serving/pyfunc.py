@@ -9,7 +9,7 @@ exported model's decoding settings are the defaults, and the signature lists the
 ``mlflow.pyfunc.load_model(uri).predict`` takes a DataFrame or a dict with that column. A request the model cannot serve gets HTTP 400 and the
 reason; the reason quotes at most the first ``QUOTE_CHARS`` characters of a value and never the request.
 
-The model is logged from code (``serving_model.py``, with this package beside it), not pickled, so
+The model is logged from code (``model_code.py``, with this package beside it), not pickled, so
 loading a version unpickles nothing, and it loads with ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``
 (set that where models are served, and a pickled model put in the store is refused). Loading still
 runs those ``.py`` files from the artifact store: they can be read and diffed there, but whoever can
@@ -20,7 +20,6 @@ should have write access to it.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +27,14 @@ import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from pipelines.core.inputs import BadRequest
+
 EXPORT_INFO = "export.json"
 # The file MLflow runs to get the model (models-from-code); export logs it in place of a pickle.
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 # The longest piece of a request an error message quotes: enough to recognise a value, and a
 # 10 MB text is not sent back.
 QUOTE_CHARS = 80
-
-
-class BadRequest(ValueError):
-    """The request is malformed; the message says what a good one looks like."""
-
-
-class BadText(BadRequest):
-    """Input ``index`` (from 0) is not a text the model takes; ``reason`` says why, e.g. 'is empty'."""
-
-    def __init__(self, index: int, reason: str):
-        super().__init__(f"input {index} {reason}")
-        self.index, self.reason = index, reason
 
 
 class RefusedRequest(MlflowException):
@@ -127,8 +116,8 @@ def model_signature(task: str, cfg=None):
 
     Without a signature the scoring server turns ``{"inputs": ["fine", 3]}`` into an array of
     strings before the model sees it, so 3 would be answered as the text "3". A column of AnyType is
-    handed over as sent, and validate_texts refuses what is not a string. The column is optional so
-    that a request without it gets validate_texts' message rather than MLflow's, which quotes the
+    handed over as sent, and the task's validate_inputs refuses what it does not take. The column is optional so
+    that a request without it gets validate_inputs' message rather than MLflow's, which quotes the
     whole request.
     """
     from mlflow.models import ModelSignature
@@ -179,24 +168,6 @@ def _texts(model_input: Any, column: str) -> list:
     return [v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v for v in values]
 
 
-def validate_texts(values: list, max_chars: int) -> list[str]:
-    """Every input must be a non-empty string of at most ``max_chars`` characters."""
-    if not values:
-        raise BadRequest("no inputs: send at least one text")
-    out = []
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            raise BadText(i, "is missing (null); send a string")
-        if not isinstance(v, str):
-            raise BadText(i, f"is {type(v).__name__}, expected a string")
-        if not v.strip():
-            raise BadText(i, "is empty; send non-empty text")
-        if len(v) > max_chars:
-            raise BadText(i, f"has {len(v)} characters; the limit is {max_chars}")
-        out.append(str(v))
-    return out
-
-
 def export_settings(folder: Path):
     """The export's ``export.json`` and the project settings it was trained and decodes with."""
     from pipelines.config import parse_params
@@ -239,7 +210,7 @@ class TextModel(mlflow.pyfunc.PythonModel):
         import pandas as pd
 
         try:
-            texts = validate_texts(_texts(model_input, self.column), self.max_chars)
+            texts = self.impl.validate_inputs(_texts(model_input, self.column), self.cfg)
             cfg = with_decoding(self.cfg, params, self.model)
         except BadRequest as exc:
             raise RefusedRequest(str(exc)) from None

@@ -1,7 +1,7 @@
 """Stage configure: write a project's resolved settings, one file per part that a stage reads.
 
 A project's block in params.yaml is laid over its preset (pipelines/presets/<task>.yaml) and the defaults in
-pipelines/config/__init__.py. DVC tracks params.yaml keys, not what a preset or a default fills in, so each
+pipelines/config/ and the task's project class. DVC tracks params.yaml keys, not what a preset or a default fills in, so each
 stage of the project depends on the files written here for the settings it reads: a change to a
 preset's value, a key set in params.yaml or a default re-runs exactly the stages that read it,
 and the files show what the project runs with.

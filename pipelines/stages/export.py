@@ -269,7 +269,7 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
                                      prefix="data_change/")
                 tracking.set_tags({"data_change.flags": len(data_change_report.get("flags", []))})
         result = registry.register(
-            # Logged from code, not pickled: loading a version runs serving_model.py and the package
+            # Logged from code, not pickled: loading a version runs serving/model_code.py and the package
             # logged beside it (code_paths), and unpickles nothing.
             params, project, run_id, python_model=str(MODEL_CODE), signature=model_signature(cfg.task, cfg),
             input_example=input_example,

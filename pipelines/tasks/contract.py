@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from pipelines.config.tasks import get_task
+from pipelines.core.inputs import validate_texts
 
 
 class TaskModel(ABC):
@@ -100,6 +101,16 @@ class TaskModel(ABC):
         nothing is checked by default."""
 
     # ------------------------------------------------------------------ predicting and scoring
+    def validate_inputs(self, values: list, cfg) -> list:
+        """The inputs of a request as the model takes them, or BadRequest / BadText naming the first
+        that it refuses. The default takes text (the spec's input kind ``text``); a task whose input is
+        of another kind (an image) reads and checks it here."""
+        kind = get_task(cfg.task).input_kind
+        if kind != "text":
+            raise NotImplementedError(f"task {cfg.task!r} takes {kind!r} inputs: its TaskModel must implement "
+                                      "validate_inputs")
+        return validate_texts(values, cfg.clean.max_chars)
+
     @abstractmethod
     def predict_texts(self, model, tokenizers: dict, inputs: list, cfg, device="cpu") -> list[dict]:
         """One dict per input: the output the model serves (under the spec's output_key)."""
