@@ -30,9 +30,9 @@ def save_checkpoint(kind: str, folder: Path) -> Path:
     import transformers as tf
 
     from pipelines.config import TokenizerConfig
-    from pipelines.data.tokenization import train_tokenizer
+    from pipelines.data.tokenization import BART_SPECIALS, BERT_SPECIALS, train_tokenizer
 
-    family = "encoder" if kind == "bert" else "seq2seq"
+    family = BERT_SPECIALS if kind == "bert" else BART_SPECIALS
     tok = train_tokenizer(TEXTS * 4, TokenizerConfig(type="wordpiece" if kind == "bert" else "bpe", vocab_size=300,
                                                      min_frequency=1, lowercase=True, max_length=64), family)
     small = {"d_model": 32, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,

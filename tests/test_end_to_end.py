@@ -115,8 +115,14 @@ def test_dvc_compares_experiments_and_restores_a_reverted_param_from_its_run_cac
                 ["git", "commit", "-qm", "after make run"]):
         subprocess.run(cmd, cwd=root, check=True, capture_output=True)
     versions = registry(root, "classification")["versions"]
+    champion = registry(root, "classification")["aliases"]["champion"]
 
     dvc(root, "exp", "run", "-S", "projects.classification.finetune.epochs=2")
+    # the experiment registered a version, which says which experiment made it, and champion stayed
+    after = registry(root, "classification")
+    made = str(max(after["versions"]))
+    assert after["aliases"]["champion"] == champion, after
+    assert after["tags"][made].get("experiment") and after["tags"][made]["decision"] == "kept", after["tags"][made]
     shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
 
     def accuracy(entry):

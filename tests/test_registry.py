@@ -432,3 +432,37 @@ def test_two_machines_exporting_at_once_leave_the_better_champion(shared, server
         assert p.exitcode == 0
     champion = mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
     assert float(champion.tags["metric_value"]) == 0.81
+
+
+def test_an_experiment_registers_a_version_but_never_moves_champion(store, monkeypatch):
+    """A run inside `dvc exp run` (DVC sets DVC_EXP_NAME for its stages), or on a branch that is not a
+    production branch, is a candidate only, however good; promote adopts it by hand."""
+    import subprocess
+
+    assert export(0.5)["champion_moved"]
+    monkeypatch.setenv("DVC_EXP_NAME", "lucky-trial")
+    result = registry.register(
+        PARAMS, "classification", _run(), python_model=Constant(), artifacts={}, code_paths=[],
+        pip_requirements=["mlflow"], metric_name="accuracy", metric_value=0.9, test_data_hash="h1",
+        description="test", version_tags={}, production=registry.production_run(store))
+    assert not result["champion_moved"] and result["champion_version"] == 1
+    assert "experiment 'lucky-trial'" in result["reason"] and "promote" in result["reason"]
+    tags = mlflow.MlflowClient().get_model_version("classification", "2").tags
+    assert tags["experiment"] == "lucky-trial" and tags["decision"] == "kept"
+    monkeypatch.delenv("DVC_EXP_NAME")
+
+    for cmd in (["git", "init", "-q", "-b", "feature"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit",
+                                                         "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(cmd, cwd=store, check=True, capture_output=True)
+    allowed, why = registry.production_run(store)
+    assert not allowed and "'feature'" in why and "PIPELINES_PRODUCTION_BRANCHES" in why
+    monkeypatch.setenv("PIPELINES_PRODUCTION_BRANCHES", "main,feature")
+    assert registry.production_run(store) == (True, "")
+    monkeypatch.setenv("PIPELINES_PRODUCTION_BRANCHES", "*")
+    assert registry.production_run(store)[0]
+
+
+def _run() -> str:
+    with tracking.run(PARAMS, "classification", run_name="t") as run_id:
+        pass
+    return run_id

@@ -129,6 +129,8 @@ SETTINGS = {s.name: s for s in (
             "the machine whose GPU slots a flow run takes; workers sharing GPUs share it"),
     Setting("PIPELINES_CHECKOUT", "", "a folder (unset: the folder the deployment was created from)", str,
             "this worker's checkout of the repository, where its flow runs work"),
+    Setting("PIPELINES_PRODUCTION_BRANCHES", "main,master", "git branch names, comma-separated (* for all)", str,
+            "the branches whose exports may move champion; an export inside `dvc exp run` never does"),
     Setting("PIPELINES_REGISTRY_SETTLE_SECONDS", "2", "seconds, 0 or more", _float_at_least(0.0),
             "wait before an export re-reads the champion alias it set on a tracking server (another "
             "machine's export may have set it at the same moment)"),

@@ -279,7 +279,7 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
             version_tags={"variant": variant, "project": project, "task": cfg.task,
                           **data_lineage.lineage(params, project, paths)},
             score_champion=score_champion, unloadable_champion=cfg.export.unloadable_champion,
-            greater_is_better=task.greater_is_better(),
+            greater_is_better=task.greater_is_better(), production=registry.production_run(paths.root),
         )
     except TrackingError:
         raise

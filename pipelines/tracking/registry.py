@@ -1,8 +1,11 @@
 """The model registry: the version every export registers, the rule that moves `champion`, and the
 history of every move of an alias.
 
-Every export registers a version and moves `candidate` to it. `champion` moves to it only when its
-primary test metric is at least the champion's on the same test data: the champion's own recorded
+Every export registers a version and moves `candidate` to it. `champion` moves only for a production
+run (:func:`production_run`: not inside `dvc exp run`, on a branch of PIPELINES_PRODUCTION_BRANCHES),
+so an experiment or a sweep trial never replaces the model serving uses; `registry promote` adopts
+one by hand. It moves to the new version only when its primary test metric is at least the
+champion's, in the metric's direction, on the same test data: the champion's own recorded
 metric when it was scored on the same test split, else the champion's model scored again on this
 split (``score_champion``). A champion that cannot be loaded any more is never replaced silently:
 ``export.unloadable_champion`` says whether it is kept or the new version promoted, and the reason
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipelines.core import settings
+from pipelines.core.paths import repo_root
 from pipelines.tracking import runs as tracking
 from pipelines.core.errors import TrackingError
 
@@ -205,7 +209,8 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
              code_paths: list[str], pip_requirements: list[str], metric_name: str, metric_value: float,
              test_data_hash: str, description: str, version_tags: dict[str, str],
              score_champion: Callable[[str], float] | None = None, signature=None, input_example=None,
-             unloadable_champion: str = "keep", greater_is_better: bool = True) -> dict:
+             unloadable_champion: str = "keep", greater_is_better: bool = True,
+             production: tuple[bool, str] = (True, "")) -> dict:
     """Log the model as a pyfunc in the run, register a version, set `candidate`, maybe move `champion`.
 
     ``python_model`` is a PythonModel, or the path of a models-from-code file (nothing pickled);
@@ -214,6 +219,7 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
     ``score_champion(model_uri)`` scores a champion registered on other test data on this version's
     test data (raising ChampionUnloadable when it cannot load it); without it such a champion stays.
     ``greater_is_better`` is the direction of ``metric_name`` (False for a loss, a perplexity, an error rate).
+    ``production`` is :func:`production_run`'s answer: when it is no, champion stays where it is.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -234,6 +240,9 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
         except Exception as exc:  # a concurrent export may have created it
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
+    experiment = os.environ.get("DVC_EXP_NAME")
+    if experiment:
+        version_tags = {**version_tags, "experiment": experiment}  # which experiment made this version
     tags = {**version_tags, "metric_name": metric_name, "metric_value": repr(float(metric_value)),
             "metric_greater_is_better": str(bool(greater_is_better)).lower(), "test_data_hash": test_data_hash}
     # The version is created already tagged incomplete, in one call, so an export killed before the
@@ -247,8 +256,13 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
 
     with _registry_lock(name):
         _mark_abandoned_versions(client, name, mv.version)
-        decision = _decide(client, name, int(mv.version), metric_name, float(metric_value), test_data_hash,
-                           score_champion, unloadable_champion, greater_is_better)
+        if production[0]:
+            decision = _decide(client, name, int(mv.version), metric_name, float(metric_value), test_data_hash,
+                               score_champion, unloadable_champion, greater_is_better)
+        else:
+            previous = _version(_alias(client, name, CHAMPION))
+            decision = {"moved": False, "reason": production[1], "previous_champion": previous,
+                        "compared_with": None, "champion_score": None, "champion_scored": "none"}
         for key, value in decision_tags(decision).items():
             client.set_model_version_tag(name, mv.version, key, value)
         client.set_model_version_tag(name, mv.version, EXPORT_STATUS, "complete")
@@ -263,6 +277,31 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
     logger.info("registered %s version %s; champion %s (%s)", name, mv.version,
                 "moved" if decision["moved"] else "kept", decision["reason"])
     return result
+
+
+def production_run(root: Path | None = None) -> tuple[bool, str]:
+    """Whether this export may move champion, and if not, why: a run inside `dvc exp run` (every
+    sweep trial is one) is an experiment, and so is a run on a branch that PIPELINES_PRODUCTION_BRANCHES
+    does not name (``*`` names every branch; a checkout with no branch, as a worker's may be, counts
+    as production)."""
+    import subprocess
+
+    experiment = os.environ.get("DVC_EXP_NAME")
+    if experiment:
+        return False, (f"a run of the DVC experiment {experiment!r}: an experiment never moves champion; adopt "
+                       "its version with `nlp-pipelines registry <project> promote <version>`")
+    allowed = [b.strip() for b in settings.get("PIPELINES_PRODUCTION_BRANCHES").split(",") if b.strip()]
+    try:
+        found = subprocess.run(["git", "branch", "--show-current"], cwd=root or repo_root(),
+                               capture_output=True, text=True, timeout=10)
+        branch = found.stdout.strip() if found.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        branch = ""
+    if branch and "*" not in allowed and branch not in allowed:
+        return False, (f"a run on branch {branch!r}, which PIPELINES_PRODUCTION_BRANCHES ({', '.join(allowed)}) "
+                       "does not name: its version is a candidate; promote it by hand or merge it into a "
+                       "production branch")
+    return True, ""
 
 
 def decision_tags(decision: dict) -> dict[str, str]:
