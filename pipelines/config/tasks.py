@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 if TYPE_CHECKING:
     from pipelines.config.project import ProjectBase
-    from pipelines.tasks.contract import TaskModel
 
 # What a field of the data holds; predict, serving and the demo read inputs by kind.
 FieldKind = Literal["text", "label", "image"]
@@ -71,8 +70,9 @@ class TaskSpec:
     """The local metric module (pipelines/metrics) that scores the model's outputs."""
     output_key: str
     """What the model returns per input, under this key (predict, serving)."""
-    model: Callable[[], TaskModel]
-    """Imports and returns the task's model code (torch, transformers)."""
+    model: Callable[[], Any]
+    """Imports and returns the task's model code, a ``pipelines.tasks.contract.TaskModel`` (torch,
+    transformers); a callable, so that reading a spec imports neither."""
     builtin: Callable[[int, int], list[dict]]
     """``builtin(size, seed)``: the deterministic demo data of ``data.source: builtin``."""
     presets: Path
@@ -139,7 +139,7 @@ class TaskSpec:
             raise KeyError(f"task {self.name!r} has no metric {name!r}; its metrics: {', '.join(self.metric)}")
         return self.metric[name].greater_is_better
 
-    def impl(self) -> TaskModel:
+    def impl(self):
         """The task's model code (imports torch and transformers on first use)."""
         if not self._model:
             self._model.append(self.model())

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipelines.core.errors import DataError
 from pipelines.data.files import SPLIT_ALIASES, SUFFIXES, _places, _read, _split_files
-from pipelines.tasks import TaskSpec
+from pipelines.config.tasks import TaskSpec
 from pipelines.data.text import label_text
 
 logger = logging.getLogger(__name__)
