@@ -47,7 +47,7 @@ def stage(root: Path, name: str, uri: str, *, hook: str = "", timeout: float = 6
 # and notes when: the next log finds no server, as when a server dies in the middle of training.
 KILL_AFTER_FIRST_LOG = """
 import os, signal, time
-from pipelines import tracking
+from pipelines.tracking import runs as tracking
 _real = tracking.trainer_callback
 def _hooked(prefix=""):
     cb = _real(prefix)
