@@ -452,7 +452,7 @@ def test_retraining_on_new_data_rescores_the_champion_and_moves_it_only_for_a_mo
     if not (checkout / f"reports/{PROJECT}/export.json").exists():  # run alone (-k): train a real champion first
         run_deployed(worker, force=True)
     before = registry(checkout)["aliases"]["champion"]
-    good, markdown = _retrain_on_more_data(worker, checkout, extra=60, learning_rate=0.003, epochs=10)
+    good, markdown = _retrain_on_more_data(worker, checkout, extra=60, learning_rate=0.003, epochs=3)
     assert good["champion_scored"] == "rescored" and good["previous_champion"] == before
     assert good["champion_moved"], good["reason"]
     assert "re-scored on this test data" in good["reason"]
