@@ -82,7 +82,8 @@ def summary_markdown(summary: dict) -> str:
         registry = (f"version **{summary['version']}** of `{summary['registered_model']}` registered (alias "
                     f"`candidate`), variant `{summary['exported_variant']}`")
         champion = (f"moved to version {summary['champion_version']}" if summary["champion_moved"]
-                    else f"stayed at version {summary['champion_version']}")
+                    else f"stayed at version {summary['champion_version']}" if summary["champion_version"] is not None
+                    else "was not given to this version, and no version holds it")
         champion += f" ({summary['champion_reason']})" if summary["champion_reason"] else ""
     elif summary["version"] is not None:
         registry = (f"no new version: export was up to date (latest export: version {summary['version']} of "

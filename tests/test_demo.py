@@ -77,6 +77,7 @@ def test_summary_gives_one_line_per_project_and_where_to_look(demo_repo):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("classification: test accuracy ") and "int8 " in lines[0]
+    assert all("(95 % CI " in line and " examples)" in line for line in lines[:3]), lines
     assert lines[1].startswith("translation: test bleu ") and "best compressed: student" in lines[1]
     assert lines[2].startswith("summarization: test rougeL ")
     assert all("registered v1" in line and "champion moved to it" in line for line in lines[:3])

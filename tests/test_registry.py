@@ -29,14 +29,16 @@ def store(tmp_path, monkeypatch):
 PARAMS = parse_params({"projects": {"classification": {"task": "classification"}}})
 
 
-def export(score: float, test_hash: str = "h1", score_champion=None, unloadable: str = "keep", params=None) -> dict:
+def export(score: float, test_hash: str = "h1", score_champion=None, unloadable: str = "keep", params=None,
+           compare=None, promote: str = "not_worse") -> dict:
     params = params or PARAMS
     with tracking.run(params, "classification", run_name="t") as run_id:
         pass
     return registry.register(
         params, "classification", run_id, python_model=Constant(), artifacts={}, code_paths=[],
         pip_requirements=["mlflow"], metric_name="accuracy", metric_value=score, test_data_hash=test_hash,
-        description="test", version_tags={}, score_champion=score_champion, unloadable_champion=unloadable)
+        description="test", version_tags={}, score_champion=score_champion, unloadable_champion=unloadable,
+        compare=compare, promote=promote)
 
 
 def aliases():
@@ -51,6 +53,42 @@ def test_champion_moves_only_when_at_least_as_good(store):
     tie = export(0.70)
     assert tie["champion_moved"]
     assert aliases() == {"candidate": 3, "champion": 3}
+
+
+def paired(mine: list[int], theirs: list[int]):
+    """A ``compare`` that pairs two versions' right (1) / wrong (0) answers on the same examples."""
+    import numpy as np
+
+    from pipelines.metrics.intervals import paired_comparison
+
+    def scorer(values):
+        values = np.asarray(values, dtype=float)
+        return lambda idx: {"accuracy": float(values[idx].mean())}
+
+    return lambda uri, how: paired_comparison(scorer(mine), scorer(theirs), len(mine), "accuracy", 500, seed=1)
+
+
+def test_the_paired_test_decides_by_the_rule_chosen(store):
+    champion = [1, 1, 1, 0] * 100  # 0.75 on 400 examples
+    assert export(0.75)["champion_moved"]
+    noise = champion.copy()
+    noise[0] = 0  # one example worse: 0.7475, a drop no test could tell from chance
+    for rule, moves in (("better", False), ("significantly_better", False), ("not_worse", True)):
+        decided = export(0.7475, compare=paired(noise, champion), promote=rule)
+        assert decided["champion_moved"] is moves, (rule, decided["reason"])
+    assert "not significantly different from champion version" in decided["reason"]
+    assert "export.promote: not_worse" in decided["reason"]
+    held = aliases()["champion"]
+    tags = mlflow.MlflowClient().get_model_version("classification", str(held)).tags
+    assert tags["decision.rule"] == "not_worse" and tags["decision.paired"] == "no significant difference"
+    assert float(tags["decision.p_value"]) > 0.05 and float(tags["decision.difference"]) < 0
+
+    worse = [1, 0, 1, 0] * 100  # 0.50: worse beyond noise
+    kept = export(0.50, compare=paired(worse, noise))
+    assert not kept["champion_moved"] and "is worse than champion version" in kept["reason"], kept["reason"]
+    better = [1] * 400
+    moved = export(1.0, compare=paired(better, noise), promote="significantly_better")
+    assert moved["champion_moved"] and "is better than champion version" in moved["reason"]
 
 
 def test_other_test_data_is_rescored_not_compared_blindly(store):

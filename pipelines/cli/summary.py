@@ -14,6 +14,11 @@ NEXT = ("Next: `make ui` (MLflow runs and registry), `make demo` (try every mode
         "`dvc plots show` (curves, confusion matrices, metric against latency; opens offline).")
 
 
+def figure(value: float) -> str:
+    """A score as the summary prints it: four decimals for a share (0.8408), four digits otherwise (49.46)."""
+    return f"{value:.4f}" if abs(value) < 1 else f"{value:.4g}"
+
+
 def project_line(project: str, root: Path | None = None) -> str:
     """``project``: its test metric, the int8 and best compressed variant (metric and batch-1
     speed-up), the registered version and what champion did; or the stage to run first."""
@@ -24,12 +29,16 @@ def project_line(project: str, root: Path | None = None) -> str:
     metric, table = variants["primary_metric"], variants["variants"]
     sign = 1 if variants.get("greater_is_better", True) else -1  # scores compared in the metric's direction
     full = table["full"][metric]
-    parts = [f"{project}: test {metric} {full:.4g}"]
+    ci = table["full"].get(f"{metric}_ci95")
+    examples = variants.get("examples")
+    sure = f" (95 % CI {figure(ci[0])}–{figure(ci[1])}, {examples} examples)" if ci else ""
+    parts = [f"{project}: test {metric} {figure(full)}{sure}"]
 
     def variant(name: str) -> str:
         row = table[name]
         speed = f" at {row['speedup_batch1']:.1f}x speed" if row.get("speedup_batch1") else ""
-        return f"{name} {row[metric]:.4g}{speed}"
+        noise = " (no significant change)" if row.get("metric_change_verdict") == "no significant difference" else ""
+        return f"{name} {figure(row[metric])}{noise}{speed}"
 
     if "int8" in table:
         parts.append(variant("int8"))
@@ -47,8 +56,14 @@ def project_line(project: str, root: Path | None = None) -> str:
     elif not export.get("registered"):
         parts.append(f"exported {export.get('variant')}, not registered")
     else:
+        champion = export.get("champion_version")
         moved = "champion moved to it" if export.get("champion_moved") else \
-            f"champion stays v{export.get('champion_version')}"
+            f"champion stays v{champion}" if champion is not None else "no champion yet"
+        baseline = (read_json_if_present(paths.report("evaluate")) or {}).get("baseline")
+        if export.get("baseline_gate") and baseline:  # said in words: the model does not beat doing nothing
+            versus = baseline["comparisons"][export["variant"]]
+            moved += (f": not significantly better than the trivial baseline, {baseline['name']} "
+                      f"({metric} {figure(versus['b'])}, p = {versus['p_value']:.2g})")
         parts.append(f"registered v{export.get('version')} ({export.get('variant')}), {moved}")
     return "; ".join(parts)
 

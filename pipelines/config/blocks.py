@@ -210,6 +210,10 @@ class EvaluateConfig(Strict):
     """The first this many test predictions go to the MLflow run's evaluate/sample_predictions.json."""
     max_examples: int = -1
     """Score only the first this many test examples; -1 (or 0): the whole test split."""
+    bootstrap_samples: Annotated[int, Field(ge=0, le=100_000)] = 1000
+    """Resamples of the test examples behind every 95 % confidence interval and paired comparison (the model against
+    the full one, against the trivial baseline); 0 turns intervals off, and with them the rule that a model must beat
+    the baseline to become champion."""
 
 
 
@@ -243,6 +247,15 @@ class ExportConfig(Strict):
     unloadable_champion: Literal["keep", "promote"] = "keep"
     """A champion whose model cannot be loaded to score it on the new test data (deleted artifacts, an incompatible
     format) is kept, or replaced by the new version; the reason says which."""
+    promote: Literal["not_worse", "better", "significantly_better"] = "not_worse"
+    """When a new version takes champion, judged by the paired bootstrap of the two on the same test examples: not_worse
+    (unless it is significantly worse: a scheduled retraining on fresh data replaces a champion that is not demonstrably
+    better), better (its score at least the champion's, whatever the noise) or significantly_better. Versions without
+    answers per example to pair (exported before they were kept) are compared by score (at least as good moves)."""
+    beat_baseline: bool = True
+    """A version becomes champion only when it is significantly better than the task's trivial baseline (the majority
+    class, the source copied, the leading sentences) on the same test examples (evaluate.json's baseline); otherwise it
+    stays candidate and the reason gives both scores. false: the baseline is reported, not enforced."""
     data_change: DataChangeConfig = DataChangeConfig()
 
     @model_validator(mode="after")

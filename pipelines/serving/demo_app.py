@@ -153,10 +153,17 @@ def _results_tab(gr, project: str) -> None:
         gr.Markdown("Not written yet: " + "; ".join(found["missing"]))
     metric = found["primary_metric"]
     if found["variants"]:
-        table = pd.DataFrame(found["variants"])
-        gr.Markdown(f"### Every variant on the test split ({metric}; latency: CPU, batch 1)")
-        shown = [c for c in ["variant", metric, "metric_change", "latency_ms", "speedup_batch1", "size_bytes",
-                             "parameters", "nonzero_parameters"] if c in table]
+        rows = [dict(row) for row in found["variants"]]
+        for row in rows:  # intervals as "low to high" text: a cell holds one value
+            for key in (f"{metric}_ci95", "metric_change_ci95"):
+                if isinstance(row.get(key), list):
+                    row[key] = f"{row[key][0]:.4g} to {row[key][1]:.4g}"
+        table = pd.DataFrame(rows)
+        gr.Markdown(f"### Every variant on the test split ({metric} with its 95 % interval; the change from the "
+                    "full model, tested on the same examples; latency: CPU, batch 1)")
+        shown = [c for c in ["variant", metric, f"{metric}_ci95", "metric_change", "metric_change_ci95",
+                             "metric_change_verdict", "latency_ms", "speedup_batch1", "size_bytes", "parameters",
+                             "nonzero_parameters"] if c in table]
         gr.Dataframe(table[shown].round(4), interactive=False)
         if "latency_ms" in table:
             points = table.dropna(subset=["latency_ms"])

@@ -26,13 +26,15 @@ from pipelines.compression.quantization import quantize_onnx_int8
 from pipelines.config import Params
 from pipelines.core.variants import EXPORTABLE
 from pipelines.core.errors import PipelineError, TrackingError
-from pipelines.core.io import atomic_dir, atomic_file, content_hash, read_json, read_jsonl, write_json
+from pipelines.core.io import (atomic_dir, atomic_file, content_hash, read_json, read_json_if_present, read_jsonl,
+                                write_json)
 from pipelines.models.files import QUANT_FILE, load_hf_model, weights_size
 from pipelines.core.paths import ProjectPaths
 from pipelines.tasks import get_task
 from pipelines.data.tokenization import load_tokenizers, save_tokenizers
 from pipelines.training.harness import resolve_device
 from pipelines.compression.variants import Variant, manifest as variant_manifest
+from pipelines.metrics.intervals import describe
 from pipelines.stages.evaluate import test_records
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,22 @@ def choose_variant(export_cfg, table: dict[str, dict], primary: str, greater_is_
     best = max(fits, key=lambda n: (sign * fits[n][primary], -fits[n]["latency_ms"]))
     return best, (f"best_under_latency: best scoring of {', '.join(sorted(fits))} within {budget} ms "
                   f"({fits[best]['latency_ms']:.2f} ms, {primary} {fits[best][primary]:.4f})")
+
+
+# The exported variant's answer per test example, kept in the export folder (and so with the version).
+OUTPUTS_FILE = "test_outputs.json"
+
+
+def baseline_gate(evaluation: dict, variant: str) -> str | None:
+    """Why the exported variant may not become champion (it is not significantly better than the
+    task's trivial baseline on the test examples, evaluate.json's ``baseline``), or None."""
+    baseline = evaluation.get("baseline")
+    comparison = (baseline or {}).get("comparisons", {}).get(variant)
+    if comparison is None or comparison["verdict"] == "better":
+        return None
+    return (f"not significantly better than the trivial baseline, {baseline['name']}: "
+            f"{describe(comparison, variant, 'baseline')}; it stays candidate (train longer, on more data or with "
+            "another preset; or adopt it with `nlp-pipelines registry <project> promote <version>`)")
 
 
 def run(params: Params, project: str) -> dict:
@@ -127,6 +145,10 @@ def run(params: Params, project: str) -> dict:
                 "test_data_hash": test_hash,
                 "mlflow_run_id": finetune.get("mlflow_run_id"), **tracking.git_commit()}
         write_json(tmp / "export.json", info)
+        outputs = read_json_if_present(paths.report("test_outputs"))
+        if outputs is not None:  # a later export compares itself with this version example by example
+            write_json(tmp / OUTPUTS_FILE, {"test_data_hash": test_hash, "metric": primary,
+                                            "outputs": outputs["outputs"][variant]})
         profile = data_lineage.profile(paths.splits, task, tokenizer_trained_here=cfg.model.init == "scratch")
         data_lineage.write_profile(tmp, *profile)
         with atomic_file(tmp / "README.md") as fh:
@@ -134,6 +156,10 @@ def run(params: Params, project: str) -> dict:
                                        content_hash(paths.raw)))
     report = {"export_dir": str(paths.export.relative_to(paths.root)), **onnx_report, "variant": variant,
               "variant_reason": reason, "hf_size_bytes": weights_size(paths.export / "hf")}
+    gate = baseline_gate(evaluation, variant) if cfg.export.beat_baseline else None
+    if gate:
+        report["baseline_gate"] = gate
+        logger.warning("%s model: %s", project, gate)
 
     with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
         champions = ChampionExports(Path(scratch))
@@ -145,9 +171,12 @@ def run(params: Params, project: str) -> dict:
         for flag in change.get("flags", []):
             logger.warning("data changed since the champion: %s", flag)
         if params.tracking.register_model:
-            scorer = champion_scorer(params, project, paths, champions)
+            answers: dict = {}
+            scorer = champion_scorer(params, project, paths, champions, answers)
+            compare = paired_with_champion(params, project, paths, champions, variant, test_hash, answers)
             report.update(register(params, project, paths, finetune.get("mlflow_run_id"), primary, metric_value,
-                                   variant, test_hash, score_champion=scorer, data_change_report=change))
+                                   variant, test_hash, score_champion=scorer, data_change_report=change,
+                                   gate=gate, compare=compare))
     write_json(paths.report("export"), report)
     return report
 
@@ -177,9 +206,11 @@ class ChampionExports:
         return self.folders[model_uri]
 
 
-def champion_scorer(params: Params, project: str, paths: ProjectPaths, champions: ChampionExports):
+def champion_scorer(params: Params, project: str, paths: ProjectPaths, champions: ChampionExports,
+                    answers: dict | None = None):
     """``score(model_uri)``: a registered version's primary test metric on this export's test split,
-    with the metric code of this pipeline and the decoding settings the version was exported with."""
+    with the metric code of this pipeline and the decoding settings the version was exported with.
+    Its answer per example goes to ``answers[model_uri]`` (the paired comparison reads it)."""
     from pipelines.serving.pyfunc import export_settings
 
     cfg = params.project(project)
@@ -200,9 +231,47 @@ def champion_scorer(params: Params, project: str, paths: ProjectPaths, champions
         result = impl.evaluate_model(model, tokenizers, records, champion_cfg, device)
         logger.info("champion %s scores %s %.4f on this test split (%d examples)", model_uri,
                     get_task(cfg.task).primary_metric, result["primary"], len(records))
+        if answers is not None:
+            answers[model_uri] = impl.test_outputs(result)
         return float(result["primary"])
 
     return score
+
+
+def paired_with_champion(params: Params, project: str, paths: ProjectPaths, champions: ChampionExports,
+                         variant: str, test_hash: str, answers: dict):
+    """``compare(model_uri, how)``: this export's variant against a registered version on the same
+    test examples (pipelines.metrics.intervals.paired_comparison), or None when either side's answers
+    per example are not at hand (a version exported before they were kept, intervals turned off).
+    ``how`` is how the champion was scored: ``recorded`` reads its answers from its export folder,
+    ``rescored`` takes those its re-scoring just gave."""
+    from pipelines.metrics.intervals import paired_comparison
+
+    cfg = params.project(project)
+    task = get_task(cfg.task)
+    impl = task.impl()
+    mine = (read_json_if_present(paths.report("test_outputs")) or {}).get("outputs", {}).get(variant)
+    if mine is None or cfg.evaluate.bootstrap_samples == 0:
+        return None
+    records = test_records(paths, cfg)
+
+    def compare(model_uri: str, how: str) -> dict | None:
+        theirs = answers.get(model_uri)
+        if theirs is None and how == "recorded":
+            try:
+                kept = read_json_if_present(champions.folder(model_uri) / OUTPUTS_FILE)
+            except registry.ChampionUnloadable:
+                kept = None
+            if kept and kept.get("test_data_hash") == test_hash:
+                theirs = kept["outputs"]
+        if theirs is None or len(theirs) != len(mine):
+            return None
+        return paired_comparison(impl.resample_scorer(impl.result_from_outputs(records, mine, cfg), cfg),
+                                 impl.resample_scorer(impl.result_from_outputs(records, theirs, cfg), cfg),
+                                 len(records), task.primary_metric, cfg.evaluate.bootstrap_samples, params.common.seed,
+                                 task.greater_is_better())
+
+    return compare
 
 
 def data_change(cfg, task, paths: ProjectPaths, profile: tuple[dict, list[str]], champion: dict | None,
@@ -246,8 +315,9 @@ def onnx_graphs(impl, ort_entry: Variant | None, compressed: Path, float_name: s
 
 def register(params: Params, project: str, paths: ProjectPaths, run_id: str | None, primary: str,
              value: float, variant: str, test_hash: str, score_champion=None,
-             data_change_report: dict | None = None) -> dict:
-    """Log the served model and register it; a failed update leaves the champion as it was."""
+             data_change_report: dict | None = None, gate: str | None = None, compare=None) -> dict:
+    """Log the served model and register it; a failed update leaves the champion as it was. ``gate``:
+    why this version may not become champion, whatever the champion's score (baseline_gate)."""
     from pipelines.serving.pyfunc import MODEL_CODE, model_signature
 
     cfg = params.project(project)
@@ -278,8 +348,10 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
             metric_name=primary, metric_value=value, test_data_hash=test_hash, description=description,
             version_tags={"variant": variant, "project": project, "task": cfg.task,
                           **data_lineage.lineage(params, project, paths)},
-            score_champion=score_champion, unloadable_champion=cfg.export.unloadable_champion,
-            greater_is_better=task.greater_is_better(), production=registry.production_run(paths.root),
+            score_champion=score_champion, compare=compare, promote=cfg.export.promote,
+            unloadable_champion=cfg.export.unloadable_champion,
+            greater_is_better=task.greater_is_better(),
+            production=(False, gate) if gate else registry.production_run(paths.root),
         )
     except TrackingError:
         raise

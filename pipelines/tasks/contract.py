@@ -119,6 +119,29 @@ class TaskModel(ABC):
     def evaluate_model(self, model, tokenizers: dict, records: list[dict], cfg, device="cpu") -> dict:
         """Scores on records: {'metrics', 'primary', 'samples', ...}."""
 
+    def resample_scorer(self, result: dict, cfg) -> Callable[[Any], dict[str, float]] | None:
+        """``score(indices) -> {metric: value}``: the test metrics of ``result`` (what evaluate_model
+        or baseline_result returned) on a resample of its examples, for confidence intervals and
+        paired tests (pipelines.metrics.intervals). None, the default: the task reports no intervals."""
+        return None
+
+    def test_outputs(self, result: dict) -> list | None:
+        """What the model answered for each scored example, as JSON (a label, a text), kept with the
+        exported version so that a later export can compare itself with it example by example. None,
+        the default: nothing kept, and the registry compares the two scores alone."""
+        return None
+
+    def result_from_outputs(self, records: list[dict], outputs: list, cfg) -> dict:
+        """The result resample_scorer takes, rebuilt from test_outputs on the same ``records``."""
+        raise NotImplementedError(f"task {cfg.task!r} keeps test outputs but cannot rebuild a result from them")
+
+    def baseline_result(self, records: list[dict], train: list[dict], full: dict, cfg) -> tuple[str, dict] | None:
+        """(name, result) of the trivial baseline on the test ``records``, the result shaped as
+        evaluate_model's so that resample_scorer takes it; ``train`` is the train split, ``full`` the
+        full model's result. A model not significantly better than it is never made champion. None,
+        the default: the task has no baseline."""
+        return None
+
     @abstractmethod
     def prediction_rows(self, records: list[dict], result: dict, cfg) -> list[dict]:
         """One dict per test example (reports/<project>/predictions.jsonl): 'example', 'input',

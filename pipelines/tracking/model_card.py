@@ -25,6 +25,10 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _interval(pair) -> str:
+    return f"{_fmt(pair[0])} to {_fmt(pair[1])}" if pair else "-"
+
+
 def render(info: dict, profile: dict, variants: dict[str, dict], source: dict, data_hash: str) -> str:
     """The card as markdown. ``info`` is export.json's content, ``profile`` the data profile,
     ``variants`` the variant table of evaluate, ``source`` ingest's source.json."""
@@ -50,12 +54,15 @@ def render(info: dict, profile: dict, variants: dict[str, dict], source: dict, d
         for key in keys:
             if key in settings.get(block, {}):
                 lines.append(f"| {block}.{key} | {_fmt(settings[block][key])} |")
-    lines += ["", f"## Test metrics of each variant ({primary}; CPU latency at batch 1, median)", "",
-              f"| variant | {primary} | change | latency ms | size MB |", "| --- | --- | --- | --- | --- |"]
+    lines += ["", f"## Test metrics of each variant ({primary} with its 95 % bootstrap interval; the change from "
+                  "the full model with its paired interval; CPU latency at batch 1, median)", "",
+              f"| variant | {primary} | 95 % CI | change | change 95 % CI | latency ms | size MB |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, row in variants.items():
         size = row.get("size_bytes")
         lines.append(f"| {name}{' (this model)' if name == info['variant'] else ''} | {_fmt(row.get(primary))} | "
-                     f"{_fmt(row.get('metric_change'))} | {_fmt(row.get('latency_ms'))} | "
+                     f"{_interval(row.get(f'{primary}_ci95'))} | {_fmt(row.get('metric_change'))} | "
+                     f"{_interval(row.get('metric_change_ci95'))} | {_fmt(row.get('latency_ms'))} | "
                      f"{_fmt(size / 1e6 if size else None)} |")
     decoding = {k: settings.get("evaluate", {}).get(k) for k in DECODING_KEYS if k in settings.get("evaluate", {})}
     if decoding:

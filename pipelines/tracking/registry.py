@@ -68,11 +68,23 @@ class ChampionUnloadable(Exception):
 
 @dataclass
 class Score:
-    """The champion's metric on the candidate's test data, or None with why not."""
+    """The champion's metric on the candidate's test data, or None with why not; with the paired
+    comparison of the candidate against it when both answers per example are at hand."""
 
     value: float | None
     how: str  # recorded | rescored | unscored (other test data, no scorer) | unloadable
     note: str = ""
+    comparison: dict | None = None
+
+
+# export.promote: when a version takes champion from the one holding it, given the paired test of
+# the two on the same test examples (pipelines.metrics.intervals); without answers per example to
+# pair, the scores alone decide (at least as good moves).
+PROMOTE_RULES = {
+    "not_worse": "a new version takes champion unless it is significantly worse",
+    "better": "a new version takes champion when its score is at least the champion's, whatever the noise",
+    "significantly_better": "a new version takes champion only when it is significantly better",
+}
 
 
 # --------------------------------------------------------------------------- history
@@ -155,7 +167,8 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
              test_data_hash: str, description: str, version_tags: dict[str, str],
              score_champion: Callable[[str], float] | None = None, signature=None, input_example=None,
              unloadable_champion: str = "keep", greater_is_better: bool = True,
-             production: tuple[bool, str] = (True, "")) -> dict:
+             production: tuple[bool, str] = (True, ""),
+             compare: Callable[[str, str], dict | None] | None = None, promote: str = "not_worse") -> dict:
     """Log the model as a pyfunc in the run, register a version, set `candidate`, maybe move `champion`.
 
     ``python_model`` is a PythonModel, or the path of a models-from-code file (nothing pickled);
@@ -165,6 +178,8 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
     test data (raising ChampionUnloadable when it cannot load it); without it such a champion stays.
     ``greater_is_better`` is the direction of ``metric_name`` (False for a loss, a perplexity, an error rate).
     ``production`` is :func:`production_run`'s answer: when it is no, champion stays where it is.
+    ``compare(model_uri, how)`` pairs this version with a scored champion example by example (None
+    when it cannot); ``promote`` is the rule that reads the comparison (PROMOTE_RULES).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -203,7 +218,7 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
         _mark_abandoned_versions(client, name, mv.version)
         if production[0]:
             decision = _decide(client, name, int(mv.version), metric_name, float(metric_value), test_data_hash,
-                               score_champion, unloadable_champion, greater_is_better)
+                               score_champion, unloadable_champion, greater_is_better, compare, promote)
         else:
             previous = _version(_alias(client, name, CHAMPION))
             decision = {"moved": False, "reason": production[1], "previous_champion": previous,
@@ -217,7 +232,7 @@ def register(params, project: str, run_id: str, *, python_model, artifacts: dict
         "registered_model": name, "version": int(mv.version), "model_uri": info.model_uri,
         "champion_moved": decision["moved"], "champion_version": _version(champion), "reason": decision["reason"],
         "previous_champion": decision["previous_champion"], "previous_champion_score": decision["champion_score"],
-        "champion_scored": decision["champion_scored"],
+        "champion_scored": decision["champion_scored"], "comparison": decision.get("comparison"),
     }
     logger.info("registered %s version %s; champion %s (%s)", name, mv.version,
                 "moved" if decision["moved"] else "kept", decision["reason"])
@@ -257,15 +272,23 @@ def decision_tags(decision: dict) -> dict[str, str]:
         tags["decision.compared_with_version"] = str(decision["compared_with"])
     if decision["champion_score"] is not None:
         tags["decision.champion_score"] = repr(decision["champion_score"])
+    comparison = decision.get("comparison")
+    if comparison:
+        tags.update({"decision.rule": decision["rule"], "decision.difference": repr(comparison["difference"]),
+                     "decision.ci95": json.dumps(comparison["ci95"]), "decision.p_value": repr(comparison["p_value"]),
+                     "decision.paired": comparison["verdict"]})
     return tags
 
 
 def _decide(client, name: str, me: int, metric_name: str, value: float, test_hash: str,
-            score_champion: Callable[[str], float] | None, unloadable: str, greater_is_better: bool = True) -> dict:
-    """Compare this version with the champion and move `champion` to it when it is at least as good;
+            score_champion: Callable[[str], float] | None, unloadable: str, greater_is_better: bool = True,
+            compare: Callable[[str, str], dict | None] | None = None, promote: str = "not_worse") -> dict:
+    """Compare this version with the champion and move `champion` to it when the rule says so;
     then make sure the move holds against an export deciding at the same moment on another machine."""
     if unloadable not in UNLOADABLE_CHOICES:
         raise ValueError(f"unloadable_champion must be one of {UNLOADABLE_CHOICES}, not {unloadable!r}")
+    if promote not in PROMOTE_RULES:
+        raise ValueError(f"promote must be one of {', '.join(PROMOTE_RULES)}, not {promote!r}")
     scores: dict[int, Score] = {}
 
     def score_of(mv) -> Score:
@@ -282,6 +305,8 @@ def _decide(client, name: str, me: int, metric_name: str, value: float, test_has
                     scores[version] = Score(float(score_champion(f"models:/{name}/{version}")), "rescored")
                 except ChampionUnloadable as exc:
                     scores[version] = Score(None, "unloadable", str(exc))
+            if compare is not None and scores[version].how in ("recorded", "rescored"):
+                scores[version].comparison = compare(f"models:/{name}/{version}", scores[version].how)
         return scores[version]
 
     settle = settings.get("PIPELINES_REGISTRY_SETTLE_SECONDS") if tracking.is_server(tracking.tracking_uri()) else 0
@@ -296,7 +321,7 @@ def _decide(client, name: str, me: int, metric_name: str, value: float, test_has
         else:
             score = score_of(champion)
             move, reason = _verdict(me, value, int(champion.version), score, metric_name, unloadable,
-                                    greater_is_better)
+                                    greater_is_better, promote)
         if not move:
             moved = False
             break
@@ -320,13 +345,30 @@ def _decide(client, name: str, me: int, metric_name: str, value: float, test_has
     compared = champion if champion is not None and int(champion.version) != me else previous
     return {"moved": moved, "reason": reason, "previous_champion": _version(previous),
             "compared_with": _version(compared) if compared is not None and int(compared.version) != me else None,
-            "champion_score": score.value, "champion_scored": score.how}
+            "champion_score": score.value, "champion_scored": score.how, "comparison": score.comparison,
+            "rule": promote}
+
+
+def _paired_verdict(me: int, champion: int, comparison: dict, promote: str, rescored: str) -> tuple[bool, str]:
+    """The rule on the paired test. Two exports deciding at once must agree on who holds champion, so
+    the older of the two applies the rule as the newer one would: it takes champion back only where
+    the newer one could not have taken it."""
+    from pipelines.metrics.intervals import describe
+
+    verdict = comparison["verdict"]
+    if me > champion:
+        move = verdict != "worse" if promote == "not_worse" else verdict == "better"
+    else:
+        move = verdict == "better" if promote == "not_worse" else verdict != "worse"
+    said = describe(comparison, f"version {me}", f"champion version {champion}")
+    return move, f"{said}{rescored}; export.promote: {promote} ({PROMOTE_RULES[promote]})"
 
 
 def _verdict(me: int, value: float, champion: int, score: Score, metric_name: str, unloadable: str,
-             greater_is_better: bool = True) -> tuple[bool, str]:
+             greater_is_better: bool = True, promote: str = "better") -> tuple[bool, str]:
     """Whether version ``me`` (scoring ``value``) takes champion from version ``champion`` (``score``),
-    and why: at least as good in the metric's direction moves it; on a tie the newer version wins."""
+    and why: by ``promote``'s rule on the paired comparison when there is one; else at least as good
+    in the metric's direction moves it, and on a tie the newer version wins."""
     if score.how == "unloadable":
         promote = unloadable == "promote"
         return promote, (f"champion version {champion} could not be loaded to score it on this test data "
@@ -335,6 +377,8 @@ def _verdict(me: int, value: float, champion: int, score: Score, metric_name: st
     if score.value is None:
         return False, "champion was scored on other test data and cannot be re-scored; kept"
     rescored = " (champion re-scored on this test data)" if score.how == "rescored" else ""
+    if score.comparison is not None and promote != "better":
+        return _paired_verdict(me, champion, score.comparison, promote, rescored)
     # On a tie the newer version wins, so two exports deciding at once agree on the winner.
     better = value > score.value if greater_is_better else value < score.value
     at_least, worse = (">=", "<") if greater_is_better else ("<=", ">")

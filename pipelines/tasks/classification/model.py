@@ -258,6 +258,38 @@ def prediction_rows(records: list[dict], result: dict, cfg):
                "probabilities": {name: round(p, 6) for name, p in ranked}}
 
 
+def resample_scorer(result: dict, cfg):
+    """Accuracy, macro and weighted F1 of a resample of the scored examples."""
+    from pipelines.metrics.resample import classification_scorer
+
+    ids = {name: i for i, name in enumerate(result["labels"])}
+    refs, preds = zip(*[(ids[a], ids[p]) for a, p in result["pairs"]]) if result["pairs"] else ((), ())
+    return classification_scorer(refs, preds, len(ids))
+
+
+def test_outputs(result: dict) -> list[str]:
+    """The predicted label of each scored example."""
+    return [predicted for _, predicted in result["pairs"]]
+
+
+def result_from_outputs(records: list[dict], outputs: list[str], cfg) -> dict:
+    labels = sorted({r["label"] for r in records} | set(outputs))
+    return {"pairs": [(r["label"], o) for r, o in zip(records, outputs, strict=True)], "labels": labels}
+
+
+def baseline_result(records: list[dict], train: list[dict], full: dict, cfg) -> tuple[str, dict]:
+    """Always the most frequent label of the train split (the first in label order on a tie)."""
+    from collections import Counter
+
+    labels = full["labels"]
+    counts = Counter(r["label"] for r in train)
+    majority = max(labels, key=lambda name: (counts.get(name, 0), -labels.index(name)))
+    pairs = [(r["label"], majority) for r in records]
+    result = {"pairs": pairs, "labels": labels}
+    metrics = resample_scorer(result, cfg)(np.arange(len(pairs))) if pairs else {}
+    return f"majority class ({majority!r})", {**result, "metrics": metrics, "primary": metrics.get("accuracy")}
+
+
 FIGURE_NAME = "confusion_matrix.png"
 
 
@@ -417,6 +449,10 @@ class ClassificationModel(TaskModel):
     compute_metrics_fn = staticmethod(compute_metrics_fn)
     predict_texts = staticmethod(predict_texts)
     evaluate_model = staticmethod(evaluate_model)
+    resample_scorer = staticmethod(resample_scorer)
+    baseline_result = staticmethod(baseline_result)
+    test_outputs = staticmethod(test_outputs)
+    result_from_outputs = staticmethod(result_from_outputs)
     prediction_rows = staticmethod(prediction_rows)
     plot_rows = staticmethod(plot_rows)
     figure = staticmethod(figure)

@@ -4,7 +4,7 @@ summarization both register it; which of the two runs comes from ``cfg.task``.""
 from __future__ import annotations
 
 from pipelines.tasks.contract import TaskModel
-from pipelines.tasks.seq2seq import export, model
+from pipelines.tasks.seq2seq import export, model, scoring
 from pipelines.tasks.seq2seq.model import check_source_gain
 
 
@@ -29,6 +29,10 @@ class Seq2SeqModel(TaskModel):
     compute_metrics_fn = staticmethod(model.compute_metrics_fn)
     predict_texts = staticmethod(model.predict_texts)
     evaluate_model = staticmethod(model.evaluate_model)
+    resample_scorer = staticmethod(scoring.resample_scorer)
+    baseline_result = staticmethod(scoring.baseline_result)
+    test_outputs = staticmethod(scoring.test_outputs)
+    result_from_outputs = staticmethod(scoring.result_from_outputs)
     prediction_rows = staticmethod(model.prediction_rows)
     plot_rows = staticmethod(model.plot_rows)
     figure = staticmethod(model.figure)
