@@ -46,6 +46,10 @@ def test_repro_writes_metrics_plots_and_export(classification_repo):
     assert (export / "model.onnx").read_bytes() == compressed.read_bytes()
     compress = json.loads((root / "reports/classification/compress.json").read_text())
     assert compress["linear_weight_ratio"] > 3.5
+    # each speed-up with its interval over the calls the models made in turns; the raw times stay out
+    low, high = compress["variants"]["int8"]["speedup_batch1_ci95"]
+    assert low <= high and compress["variants"]["int8"]["speedup_measurable"] == (not low <= 1.0 <= high)
+    assert "samples_ms" not in (root / "reports/classification/compress.json").read_text()
 
 
 def test_registry_has_candidate_and_champion(classification_repo):

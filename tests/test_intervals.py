@@ -134,3 +134,16 @@ def test_a_model_no_better_than_the_baseline_is_not_made_champion():
     better = intervals.paired_comparison(mean_of([1] * 300), mean_of([1, 0] * 150), 300, "score", 500, seed=1)
     assert baseline_gate({"baseline": {"name": "m", "comparisons": {"full": better}}}, "full") is None
     assert baseline_gate({}, "full") is None  # intervals turned off: nothing to enforce
+
+
+def test_a_speedup_within_the_noise_of_the_timings_is_no_measurable_change():
+    from pipelines.compression.measurement import speedup_interval
+
+    rng = np.random.default_rng(5)
+    base = list(10 + rng.exponential(2.0, 60))  # call times of one model, noisy, with a long tail
+    same = list(np.asarray(base) * rng.normal(1.0, 0.15, 60))  # the same speed, measured in turns
+    lo, hi = speedup_interval(base, same)
+    assert lo <= 1.0 <= hi
+    lo, hi = speedup_interval(base, list(np.asarray(same) / 2))  # twice as fast
+    assert 1.6 < lo < 2.0 < hi < 2.5
+    assert speedup_interval(base, base[:10]) is None  # not paired: nothing to say

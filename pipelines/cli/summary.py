@@ -37,6 +37,8 @@ def project_line(project: str, root: Path | None = None) -> str:
     def variant(name: str) -> str:
         row = table[name]
         speed = f" at {row['speedup_batch1']:.1f}x speed" if row.get("speedup_batch1") else ""
+        if row.get("speedup_measurable") is False:  # the interval of the speed-up holds 1x
+            speed = " at no measurable change of speed"
         noise = " (no significant change)" if row.get("metric_change_verdict") == "no significant difference" else ""
         return f"{name} {figure(row[metric])}{noise}{speed}"
 
@@ -47,7 +49,10 @@ def project_line(project: str, root: Path | None = None) -> str:
         # The fastest variant that keeps within a point of the full model, else the best scoring one.
         close = {n: r for n, r in compressed.items() if sign * (r[metric] - full) >= -0.01 * max(abs(full), 1.0)}
         pool = close or compressed
-        best = max(pool, key=(lambda n: pool[n].get("speedup_batch1") or 0.0) if close else
+        def measured_speedup(n: str) -> float:  # a speed-up within noise counts as none
+            return 1.0 if pool[n].get("speedup_measurable") is False else pool[n].get("speedup_batch1") or 0.0
+
+        best = max(pool, key=measured_speedup if close else
                    (lambda n: sign * pool[n][metric]))
         parts.append(f"best compressed: {variant(best)}")
     export = read_json_if_present(paths.report("export"))

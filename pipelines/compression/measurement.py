@@ -87,11 +87,28 @@ def time_interleaved(fns: dict[str, Callable[[list[str]], object]], texts: list[
     n = sum(len(b) for b in batches)
     out = {}
     for name, ts in times.items():
-        ts.sort()
-        p95 = ts[min(len(ts) - 1, round(0.95 * (len(ts) - 1)))]
-        out[name] = {"median_ms": statistics.median(ts) * 1000, "p95_ms": p95 * 1000,
-                     "examples_per_second": n / sum(ts)}
+        ordered = sorted(ts)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        # samples_ms: the call times in batch order, paired across models (speedup_interval reads them)
+        out[name] = {"median_ms": statistics.median(ordered) * 1000, "p95_ms": p95 * 1000,
+                     "examples_per_second": n / sum(ts), "samples_ms": [t * 1000 for t in ts]}
     return out
+
+
+def speedup_interval(base_ms: list[float] | None, mine_ms: list[float] | None, samples: int = 1000,
+                     seed: int = 0) -> list[float] | None:
+    """The 95 % interval of the speed-up (the base's median call time over this model's), by bootstrap
+    over the calls, which the two made in turns on the same batches (time_interleaved): None
+    without paired timings."""
+    import numpy as np
+
+    if not base_ms or not mine_ms or len(base_ms) != len(mine_ms) or len(base_ms) < 2:
+        return None
+    base, mine = np.asarray(base_ms), np.asarray(mine_ms)
+    idx = np.random.default_rng(seed).choice(len(base), size=(samples, len(base)), replace=True)
+    ratios = np.median(base[idx], axis=1) / np.median(mine[idx], axis=1)
+    lo, hi = np.percentile(ratios, [2.5, 97.5])
+    return [float(lo), float(hi)]
 
 
 def measure_latency(calls: dict, texts: list[str], repeats: int) -> dict[str, dict]:

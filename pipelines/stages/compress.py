@@ -34,7 +34,8 @@ import torch
 
 from pipelines.tracking import runs as tracking
 from pipelines.compression.distillation import distill
-from pipelines.compression.measurement import (count_nonzero, count_parameters, gzip_size, latency_threads, linear_weight_bytes, measure_latency)
+from pipelines.compression.measurement import (count_nonzero, count_parameters, gzip_size, latency_threads, linear_weight_bytes,
+                                                measure_latency, speedup_interval)
 from pipelines.compression.pruning import (block_sparsity, make_pruning_permanent, prune_ffn, prune_heads, prune_magnitude)
 from pipelines.compression.quantization import quantize_onnx_int8
 from pipelines.config import Params
@@ -219,6 +220,15 @@ def build_report(comp, variants: dict[str, dict], timings: dict, impl) -> dict:
         base = report.get("ort_baseline", variants["full"]) if row["kind"] == "onnx" else variants["full"]
         row["speedup_batch1"] = base["batch1"]["median_ms"] / row["batch1"]["median_ms"]
         row["size_ratio"] = variants["full"]["size_bytes"] / row["size_bytes"]
+        if row is not base:
+            # A speed-up whose interval holds 1x is no measurable change on this machine, whatever its median.
+            interval = speedup_interval(base["batch1"].get("samples_ms"), row["batch1"].get("samples_ms"))
+            if interval is not None:
+                row["speedup_batch1_ci95"] = interval
+                row["speedup_measurable"] = not interval[0] <= 1.0 <= interval[1]
+    for row in [*variants.values(), report.get("ort_baseline") or {}]:  # the raw call times stay out of the report
+        for batch in ("batch1", "batch32"):
+            (row.get(batch) or {}).pop("samples_ms", None)
     return report
 
 

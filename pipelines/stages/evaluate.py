@@ -53,7 +53,7 @@ def variant_table(results: dict, compress: dict, primary: str) -> dict[str, dict
         m = measured.get(name, {})
         row = {primary: res["primary"], "metric_change": res["primary"] - full}
         for key in ("size_bytes", "size_gzip_bytes", "parameters", "nonzero_parameters", "speedup_batch1",
-                    "size_ratio", "decoding"):
+                    "speedup_batch1_ci95", "speedup_measurable", "size_ratio", "decoding"):
             if m.get(key) is not None:
                 row[key] = m[key]
         if "batch1" in m:
