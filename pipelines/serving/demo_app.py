@@ -183,7 +183,9 @@ def _results_tab(gr, project: str) -> None:
         if not rows:
             continue
         frame = pd.DataFrame(rows).apply(pd.to_numeric, errors="coerce")
-        x, y = frame.columns[0], frame.columns[-1]
+        # A loss curve's file also holds the learning rate; a validation curve's holds its primary metric last.
+        x = "step" if "step" in frame else frame.columns[0]
+        y = "loss" if "loss" in frame else frame.columns[-1]
         gr.LinePlot(frame, x=x, y=y, title=name.replace("_", " "), x_title=x, y_title=y)
     # The same reports as JSON for scripts (/<project>_results): an endpoint, not a control.
     hidden = gr.JSON(visible=False)
