@@ -504,3 +504,23 @@ def _run() -> str:
     with tracking.run(PARAMS, "classification", run_name="t") as run_id:
         pass
     return run_id
+
+
+def test_the_summary_line_says_when_the_registry_champion_moved_since_the_export(tmp_path):
+    """After an experiment, a rollback or a promotion by hand the export's report is history; the
+    summary checks it against the registry, the one truth serving, the demo and predict use."""
+    import json
+
+    from pipelines.cli.summary import project_line
+
+    reports = tmp_path / "reports" / "classification"
+    reports.mkdir(parents=True)
+    (reports / "variants.json").write_text(json.dumps({
+        "primary_metric": "accuracy", "greater_is_better": True, "examples": 300,
+        "variants": {"full": {"accuracy": 0.84, "accuracy_ci95": [0.80, 0.88]}}}))
+    (reports / "export.json").write_text(json.dumps({
+        "registered": True, "version": 1, "variant": "full", "champion_moved": True, "champion_version": 1}))
+    line = project_line("classification", tmp_path, champion_now=1)
+    assert line.endswith("registered v1 (full), champion moved to it")
+    assert "(95 % CI 0.8000–0.8800, 300 examples)" in line
+    assert project_line("classification", tmp_path, champion_now=2).endswith("the registry's champion is now v2")

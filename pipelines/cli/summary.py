@@ -19,7 +19,7 @@ def figure(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1 else f"{value:.4g}"
 
 
-def project_line(project: str, root: Path | None = None) -> str:
+def project_line(project: str, root: Path | None = None, champion_now: int | None = None) -> str:
     """``project``: its test metric, the int8 and best compressed variant (metric and batch-1
     speed-up), the registered version and what champion did; or the stage to run first."""
     paths = ProjectPaths.of(project, root)
@@ -70,8 +70,30 @@ def project_line(project: str, root: Path | None = None) -> str:
             moved += (f": not significantly better than the trivial baseline, {baseline['name']} "
                       f"({metric} {figure(versus['b'])}, p = {versus['p_value']:.2g})")
         parts.append(f"registered v{export.get('version')} ({export.get('variant')}), {moved}")
+        held = export.get("version") if export.get("champion_moved") else champion
+        if champion_now is not None and champion_now != held:  # moved since, by hand or by a later export
+            parts.append(f"the registry's champion is now v{champion_now}")
     return "; ".join(parts)
 
 
+def champions(params, root: Path | None = None) -> dict[str, int | None]:
+    """Each registered project's champion version as the registry holds it now (None where no version
+    holds it or the registry cannot be read): the one truth the summary's lines are checked against."""
+    found: dict[str, int | None] = {}
+    if not params.tracking.register_model:
+        return found
+    try:
+        from pipelines.tracking import registry, runs as tracking
+
+        for project in params.projects:
+            if (read_json_if_present(ProjectPaths.of(project, root).report("export")) or {}).get("registered"):
+                info = registry.version_info(tracking.registered_name(params, project), registry.CHAMPION)
+                found[project] = info["version"] if info else None
+    except Exception:  # a registry that cannot be reached: the lines say what the exports recorded
+        return {}
+    return found
+
+
 def summary(params, root: Path | None = None) -> str:
-    return "\n".join([project_line(p, root) for p in params.projects] + ["", NEXT])
+    now = champions(params, root)
+    return "\n".join([project_line(p, root, now.get(p)) for p in params.projects] + ["", NEXT])
