@@ -243,11 +243,28 @@ def test_a_trial_that_trails_is_pruned_not_failed(repo, monkeypatch):
     ("finetune.learning_rate=loguniform(0,1)", "needs low > 0"),
     ("evaluate.batch_size=choice(8,16)", "not read by the stages a trial runs"),
     ("finetune.learning_rate=0.1", "is not KEY=choice"),
+    ("finetune.epochs=choice([1,2])", "is not a value; list plain values"),
+    ("model.hidden_size=choice('32,64)", "is not a value"),
+    ("finetune.warmup_ratio=range(0.0,0.3,0)", "the step must be above 0"),
+    ("finetune.epochs=range(1,3,0)", "the step must be above 0"),
+    ("finetune.epochs=range(1,3,-1)", "the step must be above 0"),
+    ("finetune.batch_size=range(8.0,16.0)", "for a whole-number setting write range(8,16)"),
 ])
 def test_bad_search_spaces_are_refused_before_any_trial(spec, message):
     raw = {"projects": {PROJECT: {"task": "classification"}}}
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         space.validate([space.parse_dimension(spec, PROJECT)], raw, PROJECT)
+
+
+def test_a_storage_url_no_database_knows_is_refused_naming_the_option(tmp_path):
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"projects": {PROJECT: {"task": "classification"}}}))
+    dims = [space.parse_dimension("finetune.learning_rate=choice(0.001,0.002)", PROJECT)]
+    study = sweep.Sweep(tmp_path, PROJECT, dims, sampler="grid", trials=None, budget_minutes=None, jobs=1,
+                        pruner="none", name="x", storage="nosuchdb://x/y")
+    with pytest.raises(ConfigError, match="--storage 'nosuchdb://x/y' cannot hold the study"):
+        study._study()
 
 
 def test_a_grid_of_a_continuous_range_and_a_tpe_sweep_without_trials_are_refused(tmp_path):

@@ -48,14 +48,21 @@ class Dimension:
                           "numbers; use --sampler tpe or random for continuous ranges")
 
 
-def _value(text: str) -> Any:
+def _value(text: str, spec: str) -> Any:
     text = text.strip()
     for number in (int, float):  # 1e-4 is a number here (YAML 1.1 reads it as a string)
         try:
             return number(text)
         except ValueError:
             pass
-    return yaml.safe_load(text) if text else None
+    try:
+        value = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        value = ...
+    if isinstance(value, (list, dict)) or value is ...:
+        raise ConfigError(f"-S {spec!r}: {text!r} is not a value; list plain values separated by commas "
+                          "(numbers, words, true / false), without brackets or unclosed quotes: choice(1,2)")
+    return value
 
 
 def parse_dimension(spec: str, project: str) -> Dimension:
@@ -66,7 +73,7 @@ def parse_dimension(spec: str, project: str) -> Dimension:
     key = m["key"].removeprefix(f"projects.{project}.")
     if key.startswith("projects."):
         raise ConfigError(f"-S {spec!r} names another project; sweep keys are settings of projects.{project}")
-    args = [_value(a) for a in m["args"].split(",")] if m["args"].strip() else []
+    args = [_value(a, spec) for a in m["args"].split(",")] if m["args"].strip() else []
     kind = m["kind"]
     if kind == "choice":
         if not args:
@@ -82,7 +89,11 @@ def parse_dimension(spec: str, project: str) -> Dimension:
         raise ConfigError(f"-S {key}={kind}({low},{high}): low is above high")
     if kind == "loguniform" and low <= 0:
         raise ConfigError(f"-S {key}=loguniform({low},{high}): a log-uniform range needs low > 0")
-    return Dimension(key, kind, low=low, high=high, step=args[2] if len(args) == 3 else None)
+    step = args[2] if len(args) == 3 else None
+    if step is not None and step <= 0:
+        raise ConfigError(f"-S {key}=range({low},{high},{step}): the step must be above 0 (leave it out for every "
+                          "value of a whole-number range, or for any value of a decimal one)")
+    return Dimension(key, kind, low=low, high=high, step=step)
 
 
 def _set(tree: dict, dotted: str, value: Any) -> None:
@@ -119,10 +130,18 @@ def validate(dimensions: list[Dimension], raw: dict, project: str) -> None:
                               "finetune, chosen on validation); tune settings of clean, split, tokenizer, model, "
                               "pretrain or finetune")
         candidates = dim.values if dim.kind == "choice" else [dim.low, dim.high]
+        if dim.kind != "choice" and not dim.integer and dim.high > dim.low:
+            # A decimal range draws values between its ends: one of them must be allowed too (range(8.0,16.0)
+            # for a whole-number setting passes at 8.0 and 16.0 and fails at 10.9).
+            candidates = [*candidates, dim.low + (dim.high - dim.low) * 0.371]
         for value in candidates:
             trial_raw = json.loads(json.dumps(raw))
             _set(trial_raw["projects"][project], dim.key, value)
             try:
                 parse_params(trial_raw)
             except ConfigError as exc:
-                raise ConfigError(f"-S {dim.key}: the value {value!r} is not allowed:\n{exc}") from None
+                hint = ""
+                if dim.kind == "range" and not dim.integer and isinstance(value, float) and not value.is_integer():
+                    hint = (f"\nrange({dim.low},{dim.high}) draws decimal values; for a whole-number setting write "
+                            f"range({int(dim.low)},{int(dim.high)})")
+                raise ConfigError(f"-S {dim.key}: the value {value!r} is not allowed:\n{exc}{hint}") from None

@@ -157,9 +157,16 @@ class Sweep:
 
         metric, greater = get_task(self.cfg.task).impl().metric_for_best_model(self.cfg)
         self.metric = metric
-        study = optuna.create_study(study_name=self.name, storage=self.storage, sampler=sampler,
-                                    pruner=make_pruner(self.pruner), load_if_exists=True,
-                                    direction="maximize" if greater else "minimize")
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            study = optuna.create_study(study_name=self.name, storage=self.storage, sampler=sampler,
+                                        pruner=make_pruner(self.pruner), load_if_exists=True,
+                                        direction="maximize" if greater else "minimize")
+        except (ImportError, ValueError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            raise ConfigError(f"--storage {self.storage!r} cannot hold the study ({type(exc).__name__}: {exc}); give "
+                              "a database URL Optuna and SQLAlchemy know (sqlite:///path/sweep.db, "
+                              "postgresql://user@host/db with its driver installed), or leave --storage out") from None
         space = {d.key: repr(d.distribution()) for d in self.dimensions}
         known = study.user_attrs.get("search_space")
         if known is not None and known != space:
