@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.tracking import registry, runs as tracking
 from pipelines.config import parse_params
-from pipelines.core.errors import TrackingError
+from pipelines.core.errors import ConfigError, TrackingError
 
 
 class Constant(mlflow.pyfunc.PythonModel):
@@ -99,6 +99,13 @@ def test_other_test_data_is_rescored_not_compared_blindly(store):
     assert rescored["champion_moved"] and rescored["previous_champion_score"] == 0.75
 
 
+def test_a_tie_with_a_rescored_champion_is_a_tie_whatever_the_reports_rounded(store):
+    export(0.30, test_hash="old")
+    # both 8 of 29: the report keeps six decimals, the champion's re-scoring all of them
+    tied = export(0.275862, test_hash="new", score_champion=lambda uri: 8 / 29)
+    assert tied["champion_moved"] and ">= champion's 0.2759" in tied["reason"], tied["reason"]
+
+
 def test_an_unloadable_champion_is_never_replaced_silently(store):
     export(0.90, test_hash="old")
 
@@ -157,7 +164,12 @@ def test_the_registry_remembers_every_move_and_why(store):
     assert last["reason"] == "rollback: version 3 misbehaves in production" and last["by"] != "export"
     registry.promote(PARAMS, "classification", 2, "A/B test winner")
     assert aliases()["champion"] == 2
-    with pytest.raises(TrackingError, match="has no version 9; its versions are 1, 2, 3"):
+    # rollbacks undo moves one at a time (2 -> 1), and there is no champion before the first
+    assert registry.rollback(PARAMS, "classification", "2 is worse")["champion_version"] == 1
+    with pytest.raises(TrackingError, match="no champion before version 1"):
+        registry.rollback(PARAMS, "classification", "and again")
+    registry.promote(PARAMS, "classification", 2, "A/B test winner after all")
+    with pytest.raises(ConfigError, match="has no version 9; its versions are 1, 2, 3"):
         registry.promote(PARAMS, "classification", 9, "typo")
     with pytest.raises(TrackingError, match="--reason"):
         registry.promote(PARAMS, "classification", 3, " ")
@@ -181,7 +193,13 @@ def test_registry_command_prints_the_history_and_refuses_what_it_cannot_do(store
     assert shown.returncode == 0, shown.stderr
     assert "version 1: -, accuracy 0.7000" in shown.stdout and "[candidate, champion]" in shown.stdout
     missing = cli("classification", "promote", "4", "--reason", "x")
-    assert missing.returncode == 4 and "has no version 4" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "has no version 4" in missing.stderr and "Traceback" not in missing.stderr
+    for version in ("0", "-1", str(2**70)):  # usage errors, found before the registry is reached
+        wrong = cli("classification", "promote", version, "--reason", "x")
+        assert wrong.returncode == 2 and "registry versions count from 1" in wrong.stderr, (version, wrong.stderr)
+    for reason in ((), ("--reason", ""), ("--reason", "  ")):
+        bare = cli("classification", "promote", "1", *reason)
+        assert bare.returncode == 2 and "promote needs --reason TEXT" in bare.stderr, bare.stderr
     typo = cli("clasification")
     assert typo.returncode == 2 and "did you mean 'classification'" in typo.stderr
     nothing = cli("classification", "rollback", "--reason", "x")

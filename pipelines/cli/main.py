@@ -182,6 +182,10 @@ def registry_main(argv: list[str]) -> int:
         parser.error("promote needs the VERSION to move champion to")
     if args.action != "promote" and args.version is not None:
         parser.error(f"{args.action} takes no version")
+    if args.version is not None and not 1 <= args.version < 2**31:
+        parser.error(f"version {args.version} cannot exist: registry versions count from 1")
+    if args.action in ("promote", "rollback") and not args.reason.strip():
+        parser.error(f"{args.action} needs --reason TEXT: why champion is moved by hand (recorded in the history)")
 
     def run() -> int:
         _start(args.log_level or "WARNING")

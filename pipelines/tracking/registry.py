@@ -43,7 +43,7 @@ from pipelines.core import settings
 from pipelines.core.paths import repo_root
 from pipelines.tracking.registry_lock import _registry_lock, lock_dir  # noqa: F401  (lock_dir: where the locks are)
 from pipelines.tracking import runs as tracking
-from pipelines.core.errors import TrackingError
+from pipelines.core.errors import ConfigError, TrackingError
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ UNLOADABLE_CHOICES = ("keep", "promote")
 # Rounds of "compare, move, re-read" before an export gives up correcting a concurrent one; each
 # round is one other export that moved the alias in between, so a handful is plenty.
 MAX_ROUNDS = 8
+# Two scores closer than this (relative, above 1) are equal: reports write floats with six decimals.
+TIE_TOLERANCE = 1e-6
 # MLflow keeps tag values up to 5000 characters; a reason is cut well below.
 REASON_CHARS = 1000
 
@@ -379,13 +381,15 @@ def _verdict(me: int, value: float, champion: int, score: Score, metric_name: st
     rescored = " (champion re-scored on this test data)" if score.how == "rescored" else ""
     if score.comparison is not None and promote != "better":
         return _paired_verdict(me, champion, score.comparison, promote, rescored)
-    # On a tie the newer version wins, so two exports deciding at once agree on the winner.
-    better = value > score.value if greater_is_better else value < score.value
+    # On a tie the newer version wins, so two exports deciding at once agree on the winner. The reports
+    # keep six decimals, a re-scored champion all of them: equal to that precision is a tie.
+    tie = abs(value - score.value) <= TIE_TOLERANCE * max(1.0, abs(score.value))
+    better = not tie and (value > score.value if greater_is_better else value < score.value)
     at_least, worse = (">=", "<") if greater_is_better else ("<=", ">")
     way = "" if greater_is_better else " (lower is better)"
-    if better or (value == score.value and me > champion):
+    if better or (tie and me > champion):
         return True, f"{metric_name} {value:.4f} {at_least} champion's {score.value:.4f}{way}{rescored}"
-    if value == score.value:
+    if tie:
         return False, f"{metric_name} {value:.4f} = champion's (newer version {champion}){rescored}"
     return False, f"{metric_name} {value:.4f} {worse} champion's {score.value:.4f}{way}{rescored}"
 
@@ -480,7 +484,7 @@ def promote(params, project: str, version: int, reason: str, *, rollback: bool =
         mv = client.get_model_version(name, str(version))
     except MlflowException:
         known = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
-        raise TrackingError(f"{name} has no version {version}; its versions are "
+        raise ConfigError(f"{name} has no version {version}; its versions are "
                             f"{', '.join(map(str, known)) or 'none'} (python -m pipelines registry {project})") from None
     status = (mv.tags or {}).get(EXPORT_STATUS)
     if status in ("incomplete", "abandoned"):
@@ -507,8 +511,17 @@ def rollback(params, project: str, reason: str) -> dict:
     name = tracking.registered_name(params, project)
     _model(client, name)
     current = _version(_alias(client, name, CHAMPION))
-    moves = [e for e in events(client, name) if e["alias"] == CHAMPION and e["version"] == current]
-    previous = moves[-1]["previous"] if moves else None
+    # The champions in turn, as a stack: each move pushes its version, each rollback pops one, so a
+    # second rollback goes further back instead of undoing the first.
+    held: list[int] = []
+    for event in events(client, name):
+        if event["alias"] != CHAMPION:
+            continue
+        if str(event.get("reason", "")).startswith("rollback:") and len(held) > 1 and held[-1] == event["previous"]:
+            held.pop()
+        else:
+            held.append(event["version"])
+    previous = held[-2] if len(held) > 1 and held[-1] == current else None
     if previous is None:
         raise TrackingError(f"{name}: the registry's history has no champion before version {current}; name the "
                             f"version to promote instead (python -m pipelines registry {project} promote VERSION)")
