@@ -256,6 +256,18 @@ def test_bad_search_spaces_are_refused_before_any_trial(spec, message):
         space.validate([space.parse_dimension(spec, PROJECT)], raw, PROJECT)
 
 
+def test_a_sweep_name_that_would_leave_the_sweeps_folder_is_refused(tmp_path):
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"projects": {PROJECT: {"task": "classification"}}}))
+    dims = [space.parse_dimension("finetune.learning_rate=choice(0.001,0.002)", PROJECT)]
+    for name in ("../../../escape", "/tmp/x", ".hidden", ""):
+        with pytest.raises(ConfigError, match="a sweep's name is letters, digits"):
+            sweep.Sweep(tmp_path, PROJECT, dims, sampler="grid", trials=None, budget_minutes=None, jobs=1,
+                        pruner="none", name=name)
+    assert not list(tmp_path.parent.glob("escape*"))
+
+
 def test_a_storage_url_no_database_knows_is_refused_naming_the_option(tmp_path):
     import yaml
 

@@ -36,6 +36,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -53,6 +54,7 @@ from pipelines.sweep.trial import (ENV_PARENT, ENV_PRUNER, ENV_STORAGE, ENV_STUD
 
 logger = logging.getLogger(__name__)
 
+SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("median", "halving", "none")
 @dataclass
@@ -133,6 +135,10 @@ class Sweep:
             raise ConfigError(f"--sampler {sampler} needs --trials N (how many configurations to try)")
         if trials < 1 or jobs < 1:
             raise ConfigError("--trials and --jobs must be at least 1")
+        if not SWEEP_NAME.match(name or ""):
+            # The name becomes files (sweeps/<project>/<name>.db and .lock) and experiment names.
+            raise ConfigError(f"--name {name!r}: a sweep's name is letters, digits, '.', '_' and '-', starting with a "
+                              "letter or digit (it names files under sweeps/ and the DVC experiments)")
         self.sampler, self.trials, self.jobs, self.pruner, self.name = sampler, trials, jobs, pruner, name
         self.budget = budget_minutes * 60 if budget_minutes else None
         folder = root / "sweeps" / project
