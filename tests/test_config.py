@@ -82,10 +82,13 @@ def test_keys_of_another_task_are_refused(raw):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("my project", "a project name must start with a letter or digit"),
+    ("my project", "a project name must start with an ASCII letter or digit"),
     ("a/b", "a project name must start"),
     ("-lead", "a project name must start"),
     ("x" * 65, "at most 64"),
+    ("отзывы", "hold only ASCII letters, digits"),
+    (1000.0, "YAML reads this project name as a float, not as text, and so does DVC; put the name in quotes"),
+    (True, "YAML reads this project name as a bool"),
 ])
 def test_project_names_that_cannot_be_folders_or_stage_keys(raw, name, expected):
     raw["projects"][name] = raw["projects"]["classification"]

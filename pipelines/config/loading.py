@@ -167,9 +167,13 @@ def resolve_projects(raw_projects: Any, problems: list[str]) -> dict[str, dict]:
     seen: dict[str, str] = {}
     out = {}
     for name, block in raw_projects.items():
-        if not isinstance(name, str) or not PROJECT_NAME.match(name):
-            problems.append(f"projects.{name}: a project name must start with a letter or digit and hold only "
-                            "letters, digits, '_' and '-' (at most 64): it names folders, DVC stages, MLflow "
+        if not isinstance(name, str):
+            problems.append(f"projects.{name}: YAML reads this project name as a {type(name).__name__}, not as text, "
+                            "and so does DVC; put the name in quotes in params.yaml, or start it with a letter")
+            continue
+        if not PROJECT_NAME.match(name):
+            problems.append(f"projects.{name}: a project name must start with an ASCII letter or digit and hold only "
+                            "ASCII letters, digits, '_' and '-' (at most 64): it names folders, DVC stages, MLflow "
                             "models and deployments")
             continue
         if name.lower() in seen:
