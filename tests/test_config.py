@@ -413,3 +413,11 @@ def test_every_setting_in_the_params_reference_says_what_it_means():
     entries = [row for model, prefix in models for row in rows(model, prefix)]
     assert len(entries) > 300  # every table, not a vacuous check
     assert [key for key, _, _, meaning in entries if not meaning.strip()] == []
+
+
+def test_an_eval_source_that_is_the_source_itself_is_refused_naming_eval_source(raw, tmp_path):
+    data = tmp_path / "reviews.jsonl"
+    data.write_text('{"text": "good", "label": "pos"}\n')
+    raw["projects"]["classification"]["data"] = {"source": str(data), "eval_source": str(data)}
+    msg = problems(raw)
+    assert "data.eval_source is data.source" in msg and "separate file of held-out examples" in msg, msg

@@ -38,6 +38,10 @@ class DataConfig(Strict):
             if check_paths(info) and not Path(ev).expanduser().exists():
                 raise ValueError(f"data.eval_source {ev!r} does not exist; give a .jsonl/.json/.csv/.parquet file or a "
                                  "folder of them with the same columns as data.source")
+            if Path(ev).expanduser().resolve() == Path(self.source.strip()).expanduser().resolve():
+                raise ValueError(f"data.eval_source is data.source ({ev!r}): every row would be a test row and none "
+                                 "left to train on; point eval_source at a separate file of held-out examples, or "
+                                 "remove it to carve the test split from the source")
         src = self.source.strip()
         if not src:
             raise ValueError("data.source is empty; use 'builtin', a local path or 'hf:<dataset id>'")
