@@ -19,6 +19,7 @@ import difflib
 import io
 import json
 import logging
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -219,7 +220,10 @@ def run(project: str, input_path: str, model: str | None = None, batch_size: int
     if input_path == "-":
         with tempfile.TemporaryDirectory(prefix="predict-") as scratch:
             path = _stdin_file(Path(scratch))
-            return run(project, str(path), model, batch_size, output or "-", max_chars, params_path)
+            try:
+                return run(project, str(path), model, batch_size, output or "-", max_chars, params_path)
+            except DataError as exc:  # the scratch file is gone when the user reads this: name what they gave
+                raise DataError(_as_standard_input(str(exc), path)) from None
     path = Path(input_path)
     # The file is checked before the model loads (seconds), and again against the model's own limit.
     records, where, name = _read(path, column, aliases)
@@ -253,6 +257,13 @@ def run(project: str, input_path: str, model: str | None = None, batch_size: int
         fh.writelines(lines)
     logger.info("wrote %d predictions to %s", len(rows), out_path)
     return {"model": model_ref, "inputs": len(rows), "output": str(out_path)}
+
+
+def _as_standard_input(message: str, path: Path) -> str:
+    """A message about the scratch copy of standard input, about standard input."""
+    message = re.sub(r"`iconv -f (\S+) -t UTF-8 \S+ > \S+`", r"`... | iconv -f \1 -t UTF-8 | nlp-pipelines predict <project> -`",
+                     message)
+    return message.replace(str(path), "standard input")
 
 
 def _stdin_file(folder: Path) -> Path:
