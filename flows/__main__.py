@@ -71,6 +71,27 @@ def set_environment_defaults() -> None:
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=str(EPHEMERAL_STARTUP_TIMEOUT_SECONDS))
 
 
+def _misspelt_project(checkout: Path, project: str) -> str | None:
+    """Why ``project`` looks like a typo of one of the checkout's projects, before any server starts; None
+    when it is one of them, or nothing like them (the run's git pull may still bring it)."""
+    import difflib
+
+    import yaml
+
+    try:
+        projects = (yaml.safe_load((checkout / "params.yaml").read_text()) or {}).get("projects") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    names = [str(name) for name in projects] if isinstance(projects, dict) else []
+    if project in names:
+        return None
+    close = difflib.get_close_matches(project, names, n=1)
+    if not close:
+        return None
+    return (f"project {project!r} is not in {checkout / 'params.yaml'}; did you mean {close[0]!r}? "
+            f"(its projects: {', '.join(names)})")
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m flows") -> int:
     """``prog``: the command's name in usage lines (`nlp-pipelines flows` when called from there)."""
     args = build_parser(prog).parse_args(argv)
@@ -101,6 +122,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows") -> int:
             from flows.worker import start_worker
 
             return start_worker(Path(checkout), args.pool, args.name)
+        typo = _misspelt_project(Path(checkout), args.project)
+        if typo:
+            print(f"error: {typo}", file=sys.stderr)
+            return 2
         from flows.pipeline import pipeline, retrain, start_local_api
 
         start_local_api()

@@ -282,6 +282,12 @@ def test_local_mode_reports_a_temporary_server_that_does_not_start(tmp_path):
     assert "PREFECT_API_URL" in error
 
 
+def test_a_misspelt_project_is_named_before_any_server_starts(tmp_path):
+    proc = flows_cli("run", "clasification", "--checkout", str(REPO), cwd=REPO, env=_local_mode_env(tmp_path))
+    assert proc.returncode == 2 and "did you mean 'classification'?" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "server" not in proc.stderr.lower()
+
+
 def test_local_mode_runs_the_flow_on_the_temporary_server(tmp_path):
     # The server started up front is the one the flow uses: the flow runs, and fails on its own error.
     proc = flows_cli("run", PROJECT, "--checkout", str(tmp_path), cwd=REPO, env=_local_mode_env(tmp_path))
