@@ -489,6 +489,8 @@ def test_switching_a_technique_off_over_a_preset_needs_one_key(repo):
 
 def test_a_checkpoint_teacher_is_not_judged_by_the_model_block(raw, tmp_path):
     """model.* sizes describe the teacher only when it is built here; a checkpoint's are checked at run time."""
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):  # what a saved model's folder holds
+        (tmp_path / name).write_text("{}")
     raw["projects"]["classification"]["model"]["init"] = str(tmp_path)
     _compress(raw)["distillation"].update(enabled=True, num_layers=4)
     assert parse_params(raw).project("classification").compress.distillation.num_layers == 4

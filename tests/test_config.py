@@ -421,3 +421,15 @@ def test_an_eval_source_that_is_the_source_itself_is_refused_naming_eval_source(
     raw["projects"]["classification"]["data"] = {"source": str(data), "eval_source": str(data)}
     msg = problems(raw)
     assert "data.eval_source is data.source" in msg and "separate file of held-out examples" in msg, msg
+
+
+def test_a_checkpoint_folder_without_weights_or_config_is_named_with_what_it_holds(raw, tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    raw["projects"]["classification"]["model"]["init"] = str(tmp_path)
+    msg = problems(raw)
+    assert "is not a saved model: it has no weights (model.safetensors or pytorch_model.bin)" in msg, msg
+    assert "it holds config.json, tokenizer.json" in msg and "save_pretrained()" in msg
+    (tmp_path / "config.json").unlink()
+    (tmp_path / "model.safetensors").write_text("{}")
+    assert "it has no config.json;" in problems(raw)

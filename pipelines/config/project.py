@@ -17,6 +17,22 @@ DEFAULT_PRESET = "demo"
 MAX_SCRATCH_PARAMETERS = 2_000_000_000
 
 
+
+# What from_pretrained needs in a local folder: the model's config, its weights in a format PyTorch loads
+# (one file or a sharded index), and the tokenizer the checkpoint was trained with.
+CHECKPOINT_PARTS = {
+    "config.json": ("config.json",),
+    "weights (model.safetensors or pytorch_model.bin)": ("model.safetensors", "pytorch_model.bin",
+                                                        "model.safetensors.index.json", "pytorch_model.bin.index.json"),
+    "tokenizer (tokenizer.json, vocab.txt, spiece.model or vocab.json)": (
+        "tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "source.spm", "vocab.json"),
+}
+
+
+def checkpoint_gaps(folder: Path) -> list[str]:
+    """The parts a saved-model folder lacks, named for the user (empty when it has them all)."""
+    return [what for what, names in CHECKPOINT_PARTS.items() if not any((folder / n).is_file() for n in names)]
+
 class ProjectBase(Strict):
     preset: str = DEFAULT_PRESET
     """The named preset whose values fill every key the project block does not set (pipelines/presets/<task>.yaml)."""
@@ -38,6 +54,14 @@ class ProjectBase(Strict):
                 f"model.init {init!r} looks like a local folder but does not exist; "
                 "give an existing folder holding a saved model, a hub id, or 'scratch'"
             )
+        if init != "scratch" and check_paths(info) and Path(init).is_dir():
+            missing = checkpoint_gaps(Path(init))
+            if missing:
+                held = sorted(p.name for p in Path(init).iterdir())
+                raise ValueError(
+                    f"model.init {init!r} is not a saved model: it has no {' and no '.join(missing)}; it holds "
+                    f"{', '.join(held[:12]) or 'nothing'}{' ...' if len(held) > 12 else ''}. Save the model and its "
+                    "tokenizer with save_pretrained() into that folder, or name another")
         return self
 
     @model_validator(mode="after")
