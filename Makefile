@@ -23,15 +23,15 @@ run: setup  ## run every project end to end: dvc repro, then one line per projec
 	@python -m pipelines summary
 
 # Test files run on parallel workers (one per core, at most 4), each file whole on one worker in
-# its own order: a module's tests share fixtures (a Prefect server, a tiny repro) and run in order;
-# the longest files start first (tests/conftest.py). Most of the time goes to `dvc repro`
-# subprocesses, which keep every core busy: a worker more than cores only makes each test slower.
-# A failing test or no test collected still makes pytest, and so make, exit non-zero.
+# its own order: a module's tests share fixtures (a Prefect server, a tiny repro) and run in order.
+# Most of the time goes to `dvc repro` subprocesses, which keep every core busy: a worker more than
+# cores, or the longest files started together, only makes each test slower. A failing test or no
+# test collected still makes pytest, and so make, exit non-zero.
 TEST_WORKERS ?= auto
 
 test: setup  ## the test suite, as CI runs it (installs headless Chromium for the browser tests when it can)
 	@bash scripts/browser.sh
-	python -m pytest -m "not slow and not gpu" -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --no-loadscope-reorder --durations=25
+	python -m pytest -m "not slow and not gpu" -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --durations=25
 
 test-slow: setup  ## the tests marked slow
 	python -m pytest -m slow

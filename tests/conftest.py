@@ -21,20 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-# The files that run the pipeline many times, longest first. `make test` gives each file whole to one
-# worker (--dist loadfile --no-loadscope-reorder) in collection order; starting the longest first keeps
-# every worker busy to the end instead of leaving one to finish a long file alone.
-LONGEST_FIRST = ("test_flows.py", "test_scale_out.py", "test_end_to_end.py", "test_sweep.py",
-                 "test_seq2seq_end_to_end.py", "test_checkpoints.py", "test_registry.py", "test_projects.py",
-                 "test_resume.py", "test_distributed.py", "test_tracking_faults.py", "test_demo.py",
-                 "test_dvc_declarations.py", "test_serving.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept
-
-
 @pytest.fixture
 def repo() -> Path:
     return REPO

@@ -475,7 +475,8 @@ def test_retraining_on_new_data_rescores_the_champion_and_moves_it_only_for_a_mo
 
     worse, markdown = _retrain_on_more_data(worker, checkout, extra=100, learning_rate=1e-9, epochs=1)
     assert worse["champion_scored"] == "rescored" and worse["previous_champion"] == good["version"]
-    assert not worse["champion_moved"] and "< champion's" in worse["reason"], worse
+    # the paired test on the same examples (export.promote: not_worse): worse beyond noise, so kept
+    assert not worse["champion_moved"] and "is worse than champion version" in worse["reason"], worse
     assert f"stayed at version {good['version']}" in markdown and worse["reason"] in markdown
     assert registry(checkout)["aliases"] == {"candidate": worse["version"], "champion": good["version"]}
 
