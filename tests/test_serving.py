@@ -60,7 +60,7 @@ def test_predict_reads_standard_input_and_writes_standard_output(classification_
     assert "stdin" not in bad.stderr  # the scratch copy is gone when the user reads the message: not named
     empty = subprocess.run([sys.executable, "-m", "pipelines", "predict", "classification", "-"], cwd=root,
                            env=pipeline_env(root), input="\n", capture_output=True, text=True, timeout=300)
-    assert empty.returncode == 3 and "standard input holds no inputs" in empty.stderr, empty.stderr[-2000:]
+    assert empty.returncode == 3 and "standard input, line 1: 'text' is empty" in empty.stderr, empty.stderr[-2000:]
 
 
 def test_predict_rejects_an_empty_input_and_writes_nothing(classification_outputs):
