@@ -34,7 +34,6 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -43,6 +42,7 @@ from pipelines.core import settings
 from pipelines.core.paths import repo_root
 from pipelines.tracking.registry_lock import _registry_lock, lock_dir  # noqa: F401  (lock_dir: where the locks are)
 from pipelines.tracking import runs as tracking
+from pipelines.tracking.promotion import PROMOTE_RULES, Score, _verdict  # noqa: F401  (Score: tests build one)
 from pipelines.core.errors import ConfigError, TrackingError
 
 logger = logging.getLogger(__name__)
@@ -58,8 +58,6 @@ UNLOADABLE_CHOICES = ("keep", "promote")
 # Rounds of "compare, move, re-read" before an export gives up correcting a concurrent one; each
 # round is one other export that moved the alias in between, so a handful is plenty.
 MAX_ROUNDS = 8
-# Two scores closer than this (relative, above 1) are equal: reports write floats with six decimals.
-TIE_TOLERANCE = 1e-6
 # MLflow keeps tag values up to 5000 characters; a reason is cut well below.
 REASON_CHARS = 1000
 
@@ -68,25 +66,6 @@ class ChampionUnloadable(Exception):
     """Raised by a ``score_champion`` callable when the champion's model cannot be loaded or run."""
 
 
-@dataclass
-class Score:
-    """The champion's metric on the candidate's test data, or None with why not; with the paired
-    comparison of the candidate against it when both answers per example are at hand."""
-
-    value: float | None
-    how: str  # recorded | rescored | unscored (other test data, no scorer) | unloadable
-    note: str = ""
-    comparison: dict | None = None
-
-
-# export.promote: when a version takes champion from the one holding it, given the paired test of
-# the two on the same test examples (pipelines.metrics.intervals); without answers per example to
-# pair, the scores alone decide (at least as good moves).
-PROMOTE_RULES = {
-    "not_worse": "a new version takes champion unless it is significantly worse",
-    "better": "a new version takes champion when its score is at least the champion's, whatever the noise",
-    "significantly_better": "a new version takes champion only when it is significantly better",
-}
 
 
 # --------------------------------------------------------------------------- history
@@ -349,49 +328,6 @@ def _decide(client, name: str, me: int, metric_name: str, value: float, test_has
             "compared_with": _version(compared) if compared is not None and int(compared.version) != me else None,
             "champion_score": score.value, "champion_scored": score.how, "comparison": score.comparison,
             "rule": promote}
-
-
-def _paired_verdict(me: int, champion: int, comparison: dict, promote: str, rescored: str) -> tuple[bool, str]:
-    """The rule on the paired test. Two exports deciding at once must agree on who holds champion, so
-    the older of the two applies the rule as the newer one would: it takes champion back only where
-    the newer one could not have taken it."""
-    from pipelines.metrics.intervals import describe
-
-    verdict = comparison["verdict"]
-    if me > champion:
-        move = verdict != "worse" if promote == "not_worse" else verdict == "better"
-    else:
-        move = verdict == "better" if promote == "not_worse" else verdict != "worse"
-    said = describe(comparison, f"version {me}", f"champion version {champion}")
-    return move, f"{said}{rescored}; export.promote: {promote} ({PROMOTE_RULES[promote]})"
-
-
-def _verdict(me: int, value: float, champion: int, score: Score, metric_name: str, unloadable: str,
-             greater_is_better: bool = True, promote: str = "better") -> tuple[bool, str]:
-    """Whether version ``me`` (scoring ``value``) takes champion from version ``champion`` (``score``),
-    and why: by ``promote``'s rule on the paired comparison when there is one; else at least as good
-    in the metric's direction moves it, and on a tie the newer version wins."""
-    if score.how == "unloadable":
-        promote = unloadable == "promote"
-        return promote, (f"champion version {champion} could not be loaded to score it on this test data "
-                         f"({score.note}); {'promoted this version' if promote else 'kept it'} "
-                         f"(export.unloadable_champion: {unloadable})")
-    if score.value is None:
-        return False, "champion was scored on other test data and cannot be re-scored; kept"
-    rescored = " (champion re-scored on this test data)" if score.how == "rescored" else ""
-    if score.comparison is not None and promote != "better":
-        return _paired_verdict(me, champion, score.comparison, promote, rescored)
-    # On a tie the newer version wins, so two exports deciding at once agree on the winner. The reports
-    # keep six decimals, a re-scored champion all of them: equal to that precision is a tie.
-    tie = abs(value - score.value) <= TIE_TOLERANCE * max(1.0, abs(score.value))
-    better = not tie and (value > score.value if greater_is_better else value < score.value)
-    at_least, worse = (">=", "<") if greater_is_better else ("<=", ">")
-    way = "" if greater_is_better else " (lower is better)"
-    if better or (tie and me > champion):
-        return True, f"{metric_name} {value:.4f} {at_least} champion's {score.value:.4f}{way}{rescored}"
-    if tie:
-        return False, f"{metric_name} {value:.4f} = champion's (newer version {champion}){rescored}"
-    return False, f"{metric_name} {value:.4f} {worse} champion's {score.value:.4f}{way}{rescored}"
 
 
 def version_info(name: str, alias: str) -> dict | None:
