@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from devsupport import preload
 from pipelines.core import settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,8 +82,10 @@ def pipeline_env(root: Path, **extra) -> dict:
     first on PATH, a local MLflow store in the copy; ``extra`` on top."""
     env = dict(os.environ)
     venv_bin = Path(sys.executable).parent
+    # The test suite's preloaded `python` (devsupport/preload.py), where the suite started one.
+    preloaded = f"{env[preload.BIN_VAR]}{os.pathsep}" if env.get(preload.BIN_VAR) else ""
     env.update({
-        "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+        "PATH": f"{preloaded}{venv_bin}{os.pathsep}{env.get('PATH', '')}",
         "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "PIPELINES_PROGRESS": "0",
         "PYTHONPATH": str(root),

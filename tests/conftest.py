@@ -21,6 +21,30 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def preloaded_python(tmp_path_factory):
+    """Each `python -m pipelines ...` that the pipeline's environment starts (DVC's stages, flows,
+    sweeps) runs as a fork of one server that has imported torch, transformers and MLflow already
+    (devsupport/preload.py): the suite starts hundreds, each of which would spend about ten seconds
+    of CPU on those imports. PIPELINES_TEST_PRELOAD=0 runs them as plain processes."""
+    if os.environ.get("PIPELINES_TEST_PRELOAD", "1") == "0":
+        yield None
+        return
+    from devsupport.preload import Preloader
+    from devsupport.workspace import pipeline_env
+
+    workdir = tmp_path_factory.mktemp("preload")
+    server = Preloader(workdir)
+    server.start(pipeline_env(workdir))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in server.env().items():
+            mp.setenv(key, value)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO
