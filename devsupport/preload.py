@@ -59,7 +59,9 @@ class Preloader:
         self.bin = self.workdir / "bin"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, env: dict, timeout: float = 180) -> None:
+    def start(self, env: dict) -> None:
+        """Start the server and return at once: until its socket appears (after its imports), the
+        `python` here runs the real interpreter, so nothing waits for it."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.bin.mkdir(exist_ok=True)
         self.socket.unlink(missing_ok=True)
@@ -67,14 +69,15 @@ class Preloader:
         shim.write_text(SHIM.format(python=sys.executable, devsupport=str(Path(__file__).parent / "_preload"),
                                     socket=str(self.socket)))
         shim.chmod(0o755)
-        log = open(self.workdir / "preload.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "devsupport.preload", str(self.socket)],
-                                     env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=Path(__file__).resolve().parents[1])
+        with open(self.workdir / "preload.log", "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "devsupport.preload", str(self.socket)],
+                                         env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, cwd=Path(__file__).resolve().parents[1])
+
+    def wait_ready(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while not self.socket.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the preload server did not start; see {self.workdir / 'preload.log'}")
             time.sleep(0.2)
 

@@ -26,7 +26,8 @@ def preloaded_python(tmp_path_factory):
     """Each `python -m pipelines ...` that the pipeline's environment starts (DVC's stages, flows,
     sweeps) runs as a fork of one server that has imported torch, transformers and MLflow already
     (devsupport/preload.py): the suite starts hundreds, each of which would spend about ten seconds
-    of CPU on those imports. PIPELINES_TEST_PRELOAD=0 runs them as plain processes."""
+    of CPU on those imports. Until the server has imported them (some seconds), and wherever
+    PIPELINES_TEST_PRELOAD=0, they run as plain processes."""
     if os.environ.get("PIPELINES_TEST_PRELOAD", "1") == "0":
         yield None
         return
@@ -35,7 +36,7 @@ def preloaded_python(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("preload")
     server = Preloader(workdir)
-    server.start(pipeline_env(workdir))
+    server.start(pipeline_env(workdir))  # returns at once
     with pytest.MonkeyPatch.context() as mp:
         for key, value in server.env().items():
             mp.setenv(key, value)

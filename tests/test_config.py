@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -433,3 +434,19 @@ def test_a_checkpoint_folder_without_weights_or_config_is_named_with_what_it_hol
     (tmp_path / "config.json").unlink()
     (tmp_path / "model.safetensors").write_text("{}")
     assert "it has no config.json;" in problems(raw)
+
+
+def test_a_decoder_only_checkpoint_is_refused_before_any_stage_runs(raw, tmp_path):
+    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 2}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for name in ("tokenizer.json", "model.safetensors"):
+        (tmp_path / name).write_text("{}")
+    raw["projects"]["classification"]["model"]["init"] = str(tmp_path)
+    msg = problems(raw)
+    assert "is a decoder-only (GPT-style) model (GPT2LMHeadModel)" in msg and "model.init: scratch" in msg, msg
+    # an encoder-decoder's config names a generation head too, and is what seq2seq projects fine-tune
+    config.update(model_type="bart", architectures=["BartForConditionalGeneration"], is_encoder_decoder=True)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    raw["projects"]["classification"]["model"]["init"] = "scratch"
+    raw["projects"]["translation"]["model"]["init"] = str(tmp_path)
+    assert parse_params(raw).projects["translation"].model.init == str(tmp_path)

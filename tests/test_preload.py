@@ -18,6 +18,7 @@ from tests.tiny import pipeline_env
 def env(preloaded_python, tmp_path):
     if preloaded_python is None:
         pytest.skip("PIPELINES_TEST_PRELOAD=0: stage processes start from scratch")
+    preloaded_python.wait_ready()
     return pipeline_env(tmp_path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import ValidationInfo, model_validator
@@ -33,6 +34,20 @@ def checkpoint_gaps(folder: Path) -> list[str]:
     """The parts a saved-model folder lacks, named for the user (empty when it has them all)."""
     return [what for what, names in CHECKPOINT_PARTS.items() if not any((folder / n).is_file() for n in names)]
 
+
+def decoder_only_architectures(folder: Path) -> list[str]:
+    """The causal language-model (GPT-style) architectures a saved model's config.json names; empty for
+    encoders and encoder-decoders, and for a config that cannot be read (its loader says why)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(config, dict) or config.get("is_encoder_decoder"):
+        return []
+    return [a for a in config.get("architectures") or [] if isinstance(a, str)
+            and a.endswith(("ForCausalLM", "LMHeadModel"))]
+
+
 class ProjectBase(Strict):
     preset: str = DEFAULT_PRESET
     """The named preset whose values fill every key the project block does not set (pipelines/presets/<task>.yaml)."""
@@ -62,6 +77,14 @@ class ProjectBase(Strict):
                     f"model.init {init!r} is not a saved model: it has no {' and no '.join(missing)}; it holds "
                     f"{', '.join(held[:12]) or 'nothing'}{' ...' if len(held) > 12 else ''}. Save the model and its "
                     "tokenizer with save_pretrained() into that folder, or name another")
+            causal = decoder_only_architectures(Path(init))
+            if causal:
+                # Such a model has no padding token, no classification head here and no prompt format
+                # for translation or summarization: it would fail stages later, after minutes of work.
+                raise ValueError(
+                    f"model.init {init!r} is a decoder-only (GPT-style) model ({causal[0]}); projects fine-tune "
+                    "encoders (BERT-style) for classification and encoder-decoders (BART, T5, Marian) for "
+                    "translation and summarization. Name such a checkpoint, or set model.init: scratch")
         return self
 
     @model_validator(mode="after")
