@@ -108,7 +108,9 @@ def serve(path: str) -> None:
     for name in [m for m in sys.modules if m.split(".")[0] in ("pipelines", "flows", "devsupport")]:
         if name != __name__:
             del sys.modules[name]
-    base_path = [p for p in sys.path if p not in ("", os.getcwd()) and p not in os.environ.get("PYTHONPATH", "")]
+    # What `python -m` adds for the server's own folder and PYTHONPATH; each child adds its caller's.
+    own = {"", os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)}
+    base_path = [p for p in sys.path if p not in own]
     # Children are reaped by the kernel: the server only accepts and forks.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
