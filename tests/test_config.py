@@ -296,6 +296,9 @@ BROKEN = [
     ("target field is the source field", lambda r: r["projects"]["translation"]["data"].update(target_field="source"),
      "projects.translation.data.source_field and target_field both name the column 'source'"),
     ("decoding past the position table", lambda r: r["projects"]["translation"]["evaluate"].update(max_new_tokens=200),
+     "projects.translation.evaluate.max_new_tokens (200) may not fit the position table of the model built here"),
+    ("decoding past a fixed position table", lambda r: r["projects"]["translation"]["tokenizer"].update(
+        max_length=64, max_target_length=64) or r["projects"]["translation"]["evaluate"].update(max_new_tokens=200),
      "projects.translation.evaluate.max_new_tokens (200) does not fit the model's position table of 72"),
     ("label field is the text field", lambda r: r["projects"]["classification"]["data"].update(label_field="text"),
      "projects.classification.data.text_field and label_field"),
@@ -335,11 +338,11 @@ def test_the_parameter_estimate_is_near_the_real_count(raw):
     bert = BertModel(BertConfig(vocab_size=c.tokenizer.vocab_size, hidden_size=c.model.hidden_size,
                                 num_hidden_layers=c.model.num_layers, num_attention_heads=c.model.num_heads,
                                 intermediate_size=c.model.intermediate_size,
-                                max_position_embeddings=c.tokenizer.max_length))
+                                max_position_embeddings=c.tokenizer.bound("max_length")))
     bart = BartModel(BartConfig(vocab_size=t.tokenizer.vocab_size, d_model=t.model.hidden_size,
                                 encoder_layers=t.model.num_layers, decoder_layers=t.model.num_decoder_layers,
                                 encoder_ffn_dim=t.model.intermediate_size, decoder_ffn_dim=t.model.intermediate_size,
-                                max_position_embeddings=t.tokenizer.max_length + t.tokenizer.max_target_length))
+                                max_position_embeddings=t.tokenizer.bound("max_length") + t.tokenizer.bound("max_target_length")))
     for cfg, model in ((c, bert), (t, bart)):
         real = sum(p.numel() for p in model.parameters())
         assert 0.8 * real <= cfg.estimated_parameters() <= 1.2 * real, (cfg.task, cfg.estimated_parameters(), real)

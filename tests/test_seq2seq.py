@@ -258,7 +258,8 @@ def test_evaluate_bleu_equals_sacrebleu(shared):
 
 def test_summarization_scores_against_all_references(shared):
     _, toks, _ = shared
-    cfg = SummarizationProject.model_validate({"model": TINY, "evaluate": {"num_beams": 1, "max_new_tokens": 8}})
+    cfg = SummarizationProject.model_validate({"model": TINY, "tokenizer": {"max_length": 64, "max_target_length": 16},
+                                               "evaluate": {"num_beams": 1, "max_new_tokens": 8}})
     records = [{"document": "the red dog sits in the park", "summary": "a cat",
                 "references": ["a cat", "the red dog sits in the park"]},
                {"document": "a man runs near the house", "summary": "the man runs near the house"}]

@@ -94,6 +94,17 @@ def champions(params, root: Path | None = None) -> dict[str, int | None]:
     return found
 
 
+def length_warnings(project: str, root: Path | None = None) -> list[str]:
+    """What the project's sequence lengths cut (reports/<project>/tokenize.json), beyond a small share."""
+    from pipelines.data import lengths
+
+    record = (read_json_if_present(ProjectPaths.of(project, root).report("tokenize")) or {}).get("lengths")
+    return [f"  {project}: {problem}" for problem in lengths.warnings(record or {}, project)]
+
+
 def summary(params, root: Path | None = None) -> str:
     now = champions(params, root)
-    return "\n".join([project_line(p, root, now.get(p)) for p in params.projects] + ["", NEXT])
+    lines = []
+    for project in params.projects:
+        lines += [project_line(project, root, now.get(project)), *length_warnings(project, root)]
+    return "\n".join(lines + ["", NEXT])

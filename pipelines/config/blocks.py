@@ -118,12 +118,27 @@ class TokenizerConfig(Strict):
     has no such threshold."""
     lowercase: bool = True
     """The tokenizer trained here lowercases its input; while true, translation's BLEU and chrF ignore case."""
-    max_length: Annotated[int, Field(ge=8, le=8192)] = 128
-    """Inputs are truncated to this many tokens; it also sizes a scratch model's position table."""
+    max_length: Annotated[int, Field(ge=8, le=8192)] | Literal["auto"] = "auto"
+    """Inputs are truncated to this many tokens; it also sizes a scratch model's position table. auto: the tokenize
+    stage derives it from the train split's input lengths (auto_percentile, rounded up to a multiple of 8), at most
+    auto_max_length and the checkpoint's positions, and records it in reports/<project>/tokenize.json."""
     shared_vocab: bool = True
     """Sequence-to-sequence only: one vocabulary for input and target (BART, MBart), or one each (Marian)."""
-    max_target_length: Annotated[int, Field(ge=4, le=8192)] = 64
-    """Sequence-to-sequence only: targets are truncated to this many tokens, and validation generates up to it."""
+    max_target_length: Annotated[int, Field(ge=4, le=8192)] | Literal["auto"] = "auto"
+    """Sequence-to-sequence only: targets are truncated to this many tokens, and validation generates up to it.
+    auto: derived from the train split's target lengths as max_length is, at most auto_max_target_length."""
+    auto_percentile: Annotated[float, Field(ge=50, le=100)] = 99
+    """auto lengths: the share of training examples (in %) that must fit untruncated; 100 fits the longest."""
+    auto_max_length: Annotated[int, Field(ge=8, le=8192)] = 512
+    """auto max_length never exceeds this: the cost limit of the preset (longer inputs are truncated to it, and
+    tokenize warns when that cuts more than a few percent of them)."""
+    auto_max_target_length: Annotated[int, Field(ge=4, le=8192)] = 128
+    """auto max_target_length never exceeds this (sequence-to-sequence only)."""
+
+    def bound(self, key: str) -> int:
+        """The most tokens ``key`` (max_length or max_target_length) can come to: its value, or its auto cap."""
+        value = getattr(self, key)
+        return getattr(self, f"auto_{key}") if value == "auto" else value
 
 
 class ModelConfig(Strict):

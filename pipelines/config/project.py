@@ -132,11 +132,15 @@ class ProjectBase(Strict):
                     "start from a checkpoint (model.init)")
         return self
 
+    def with_lengths(self, lengths: dict[str, int]):
+        """These settings with the tokenizer's lengths the tokenize stage derived (``auto`` resolved)."""
+        return self.model_copy(update={"tokenizer": self.tokenizer.model_copy(update=lengths)})
+
     def estimated_parameters(self) -> int:
         """Parameters of the model built from scratch, to the leading terms (embeddings and blocks)."""
         m, t = self.model, self.tokenizer
         block = 4 * m.hidden_size ** 2 + 2 * m.hidden_size * m.intermediate_size
-        return t.vocab_size * m.hidden_size + t.max_length * m.hidden_size + m.num_layers * block
+        return t.vocab_size * m.hidden_size + t.bound("max_length") * m.hidden_size + m.num_layers * block
 
     def _student_keys(self) -> list[tuple[str, str]]:
         return [("num_layers", "num_layers"), ("hidden_size", "hidden_size"), ("num_heads", "num_heads"),

@@ -44,6 +44,7 @@ from pipelines.core.errors import ConfigError
 from pipelines.core.io import atomic_dir, content_hash, read_json, read_jsonl, write_json
 from pipelines.models.files import load_hf_model, quantize_dynamic_int8, save_quantized, weights_size
 from pipelines.core.paths import ProjectPaths
+from pipelines.data.lengths import resolved
 from pipelines.tasks import get_task
 from pipelines.data.tokenization import load_tokenizers
 from pipelines.training.harness import (KeepKeys, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings)
@@ -233,7 +234,7 @@ def build_report(comp, variants: dict[str, dict], timings: dict, impl) -> dict:
 
 
 def run(params: Params, project: str) -> dict:
-    cfg = params.project(project)
+    cfg = resolved(params.project(project), ProjectPaths.of(project).tokenizer)
     comp = cfg.compress
     impl = get_task(cfg.task).impl()
     input_field = get_task(cfg.task).input_field

@@ -25,6 +25,7 @@ from pipelines.tracking import runs as tracking
 from pipelines.config import Params
 from pipelines.core.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
 from pipelines.core.paths import ProjectPaths
+from pipelines.data.lengths import resolved
 from pipelines.tasks import get_task
 from pipelines.data.tokenization import load_tokenizers
 from pipelines.training.harness import resolve_device
@@ -101,7 +102,7 @@ def uncertainty(impl, results: dict, records: list[dict], train: list[dict], cfg
 
 
 def run(params: Params, project: str) -> dict:
-    cfg = params.project(project)
+    cfg = resolved(params.project(project), ProjectPaths.of(project).tokenizer)
     task = get_task(cfg.task)
     impl = task.impl()
     paths = ProjectPaths.of(project)

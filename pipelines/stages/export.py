@@ -30,6 +30,7 @@ from pipelines.core.io import (atomic_dir, atomic_file, content_hash, read_json,
                                 write_json)
 from pipelines.models.files import QUANT_FILE, load_hf_model, weights_size
 from pipelines.core.paths import ProjectPaths
+from pipelines.data.lengths import RECORD as LENGTHS_RECORD, resolved
 from pipelines.tasks import get_task
 from pipelines.data.tokenization import load_tokenizers, save_tokenizers
 from pipelines.training.harness import resolve_device
@@ -97,7 +98,7 @@ def baseline_gate(evaluation: dict, variant: str) -> str | None:
 
 
 def run(params: Params, project: str) -> dict:
-    cfg = params.project(project)
+    cfg = resolved(params.project(project), ProjectPaths.of(project).tokenizer)
     task = get_task(cfg.task)
     impl = task.impl()
     paths = ProjectPaths.of(project)
@@ -143,6 +144,7 @@ def run(params: Params, project: str) -> dict:
         info = {"project": project, "task": task.name, "settings": settings, "primary_metric": primary,
                 "variant": variant, "variant_reason": reason, "test_metrics": evaluation[variant],
                 "test_data_hash": test_hash,
+                "lengths": read_json_if_present(paths.tokenizer / LENGTHS_RECORD) or {},
                 "mlflow_run_id": finetune.get("mlflow_run_id"), **tracking.git_commit()}
         write_json(tmp / "export.json", info)
         outputs = read_json_if_present(paths.report("test_outputs"))
@@ -213,7 +215,7 @@ def champion_scorer(params: Params, project: str, paths: ProjectPaths, champions
     Its answer per example goes to ``answers[model_uri]`` (the paired comparison reads it)."""
     from pipelines.serving.pyfunc import export_settings
 
-    cfg = params.project(project)
+    cfg = resolved(params.project(project), ProjectPaths.of(project).tokenizer)
     impl = get_task(cfg.task).impl()
     records = test_records(paths, cfg)  # the examples the new version's metric was computed on
 
@@ -247,7 +249,7 @@ def paired_with_champion(params: Params, project: str, paths: ProjectPaths, cham
     ``rescored`` takes those its re-scoring just gave."""
     from pipelines.metrics.intervals import paired_comparison
 
-    cfg = params.project(project)
+    cfg = resolved(params.project(project), ProjectPaths.of(project).tokenizer)
     task = get_task(cfg.task)
     impl = task.impl()
     mine = (read_json_if_present(paths.report("test_outputs")) or {}).get("outputs", {}).get(variant)
@@ -320,7 +322,7 @@ def register(params: Params, project: str, paths: ProjectPaths, run_id: str | No
     why this version may not become champion, whatever the champion's score (baseline_gate)."""
     from pipelines.serving.pyfunc import MODEL_CODE, model_signature
 
-    cfg = params.project(project)
+    cfg = resolved(params.project(project), ProjectPaths.of(project).tokenizer)
     task = get_task(cfg.task)
     # A request the model answers, for the MLflow UI and the served model's example: a test input.
     with open(paths.splits / "test.jsonl", encoding="utf-8") as fh:

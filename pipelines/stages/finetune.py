@@ -16,6 +16,7 @@ from pipelines.config import Params, flatten
 from pipelines.core.errors import TrainingError
 from pipelines.core.io import atomic_dir, content_hash, read_json, write_csv, write_json
 from pipelines.core.paths import ProjectPaths
+from pipelines.data.lengths import resolved
 from pipelines.tasks import get_task
 from pipelines.data.tokenization import load_tokenizers
 from pipelines.training.harness import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings, save_resume_state, train)
@@ -45,7 +46,7 @@ def run(params: Params, project: str) -> dict:
     import datasets
     from transformers import set_seed
 
-    cfg = params.project(project)
+    cfg = resolved(params.project(project), ProjectPaths.of(project).tokenizer, decoding=False)
     task = get_task(cfg.task)
     impl = task.impl()
     paths = ProjectPaths.of(project)

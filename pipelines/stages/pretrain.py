@@ -12,6 +12,7 @@ from pipelines.tracking import runs as tracking
 from pipelines.config import Params, flatten
 from pipelines.core.io import atomic_dir, content_hash, write_csv, write_json
 from pipelines.core.paths import ProjectPaths
+from pipelines.data.lengths import resolved
 from pipelines.tasks import get_task
 from pipelines.data.tokenization import load_tokenizers
 from pipelines.training.harness import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings, save_resume_state, train)
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def run(params: Params, project: str) -> dict:
-    cfg = params.project(project)
+    cfg = resolved(params.project(project), ProjectPaths.of(project).tokenizer, decoding=False)
     task = get_task(cfg.task)
     paths = ProjectPaths.of(project)
     if not cfg.model.from_scratch:

@@ -43,8 +43,14 @@ class TaskModel(ABC):
         """Tokenizers trained on train only, or the checkpoint's (model.init)."""
 
     @abstractmethod
+    def token_lengths(self, records: list[dict], tokenizers: dict, cfg) -> dict[str, list[int]]:
+        """Untruncated length in tokens of each record's text, by the tokenizer key that bounds it
+        (``max_length`` for the input, ``max_target_length`` for a generated target): what auto lengths
+        are derived from (pipelines/data/lengths.py)."""
+
+    @abstractmethod
     def encode(self, splits: dict[str, list[dict]], tokenizers: dict, cfg):
-        """A DatasetDict with FINETUNE_KEYS and a 'length' column."""
+        """A DatasetDict with FINETUNE_KEYS and a 'length' column; texts cut at the tokenizer block's lengths."""
 
     # ------------------------------------------------------------------ pretraining
     @abstractmethod

@@ -54,6 +54,12 @@ def render(info: dict, profile: dict, variants: dict[str, dict], source: dict, d
         for key in keys:
             if key in settings.get(block, {}):
                 lines.append(f"| {block}.{key} | {_fmt(settings[block][key])} |")
+    for key, entry in (info.get("lengths") or {}).items():
+        if entry.get("setting") == "auto":
+            limit = f", limited by {entry['limited_by']}" if entry.get("limited_by") else ""
+            lines.append(f"- tokenizer.{key} {entry['value']} was derived from the training data: the "
+                         f"{_fmt(entry['percentile'])}th percentile of its lengths is {entry['at_percentile']} "
+                         f"tokens{limit}; it cuts {entry['truncated']['train']['share']:.1%} of the training examples")
     lines += ["", f"## Test metrics of each variant ({primary} with its 95 % bootstrap interval; the change from "
                   "the full model with its paired interval; CPU latency at batch 1, median)", "",
               f"| variant | {primary} | 95 % CI | change | change 95 % CI | latency ms | size MB |",

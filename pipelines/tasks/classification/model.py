@@ -36,6 +36,13 @@ def build_tokenizers(splits: dict[str, list[dict]], cfg) -> dict:
     return {"tokenizer": load_checkpoint_tokenizer(cfg.model.init)}
 
 
+def token_lengths(records: list[dict], tokenizers: dict, cfg) -> dict[str, list[int]]:
+    """Each text's length in tokens, special tokens included, before truncation."""
+    ids = tokenizers["tokenizer"]([r["text"] for r in records], truncation=False, verbose=False,
+                                  return_attention_mask=False)["input_ids"]
+    return {"max_length": [len(x) for x in ids]}
+
+
 def encode(splits: dict[str, list[dict]], tokenizers: dict, cfg):
     """Token ids per split as a DatasetDict; labels as a ClassLabel over the training labels."""
     import datasets
@@ -439,6 +446,7 @@ class ClassificationModel(TaskModel):
     FINETUNE_KEYS = FINETUNE_KEYS
     FIGURE_NAME = FIGURE_NAME
     build_tokenizers = staticmethod(build_tokenizers)
+    token_lengths = staticmethod(token_lengths)
     encode = staticmethod(encode)
     pretrain_datasets = staticmethod(pretrain_datasets)
     pretrain_collator = staticmethod(pretrain_collator)

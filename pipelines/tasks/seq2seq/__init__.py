@@ -42,8 +42,9 @@ class GenerationEvaluateConfig(EvaluateConfig):
     """Beams of the beam search (1: greedy); also the exported model's and serving's default."""
     length_penalty: float = 1.0
     """Beam scores are divided by length ** length_penalty: above 0 favours longer outputs, below 0 shorter."""
-    max_new_tokens: PositiveInt = 64
-    """Longest output in tokens; it must fit the position table of a model built from scratch."""
+    max_new_tokens: PositiveInt | Literal["auto"] = "auto"
+    """Longest output in tokens; it must fit the position table of a model built from scratch. auto: the target
+    length the model was trained with (tokenizer.max_target_length, derived or set)."""
     min_new_tokens: Annotated[int, Field(ge=0)] = 1
     """An empty translation or summary is never right; a young model's first choice is often EOS."""
     no_repeat_ngram_size: Annotated[int, Field(ge=0)] = 0
@@ -56,11 +57,17 @@ class GenerationEvaluateConfig(EvaluateConfig):
 # What export can serve: transformers folders and int8 folders load in the pyfunc model; the ONNX
 
 
+MIN_POSITIONS = 32
+# The least value each length takes (its validator's bound), auto or not.
+LEAST_LENGTH = {"max_length": 8, "max_target_length": 4}
+
+
 def position_table_size(tokenizer: TokenizerConfig) -> int:
     """Positions of an encoder-decoder built here: the longest input, or the longest label after the
-    decoder's start token, rounded up to a multiple of 8."""
-    longest = max(tokenizer.max_length, tokenizer.max_target_length + 1)
-    return max(32, -(-longest // 8) * 8)
+    decoder's start token, rounded up to a multiple of 8 (auto lengths: at most their caps, until the
+    tokenize stage has derived them)."""
+    longest = max(tokenizer.bound("max_length"), tokenizer.bound("max_target_length") + 1)
+    return max(MIN_POSITIONS, -(-longest // 8) * 8)
 
 
 def implementation():
@@ -84,14 +91,35 @@ class Seq2SeqProject(ProjectBase):
     def _generation_fits_the_positions(self):
         # The position table of a model built here is sized by the tokenizer block, which pretraining
         # declares; decoding settings are not an input of pretraining, so they must fit the table.
+        wanted = self.evaluate.max_new_tokens
+        if wanted == "auto" or not self.model.from_scratch:
+            return self  # auto: the target length, which the table always holds
+        derived = [k for k in ("max_length", "max_target_length") if getattr(self.tokenizer, k) == "auto"]
+        if derived:
+            # The table is sized once tokenize has derived the lengths: it may be as small as the least they take.
+            least = position_table_size(self.tokenizer.model_copy(update={k: LEAST_LENGTH[k] for k in derived}))
+            if wanted + 1 > least:
+                raise ValueError(
+                    f"evaluate.max_new_tokens ({wanted}) may not fit the position table of the model built here, "
+                    f"which is sized by the lengths tokenize derives (tokenizer.{derived[0]}: auto) and can have as "
+                    f"few as {least} positions; set evaluate.max_new_tokens to auto (the target length) or to at most "
+                    f"{least - 1}, or set tokenizer.max_target_length to a number of at least {wanted}")
+            return self
         table = position_table_size(self.tokenizer)
-        if self.model.from_scratch and self.evaluate.max_new_tokens + 1 > table:
+        if wanted + 1 > table:
             raise ValueError(
-                f"evaluate.max_new_tokens ({self.evaluate.max_new_tokens}) does not fit the model's position table "
-                f"of {table} (from tokenizer.max_length {self.tokenizer.max_length} and "
-                f"tokenizer.max_target_length {self.tokenizer.max_target_length}); raise "
-                "tokenizer.max_target_length (tokenize and pretraining run again) or lower evaluate.max_new_tokens")
+                f"evaluate.max_new_tokens ({wanted}) does not fit the model's position table of {table} (from "
+                f"tokenizer.max_length {self.tokenizer.max_length} and tokenizer.max_target_length "
+                f"{self.tokenizer.max_target_length}); raise tokenizer.max_target_length (tokenize and pretraining run "
+                "again), lower evaluate.max_new_tokens or set it to auto")
         return self
+
+    def with_lengths(self, lengths: dict[str, int]):
+        cfg = super().with_lengths(lengths)
+        if cfg.evaluate.max_new_tokens != "auto":
+            return cfg
+        return cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(
+            update={"max_new_tokens": cfg.tokenizer.bound("max_target_length")})})
 
     def estimated_parameters(self) -> int:
         # Decoder blocks add cross-attention (four more h x h matrices); two vocabularies, two embeddings.
@@ -99,7 +127,7 @@ class Seq2SeqProject(ProjectBase):
         vocabularies = 1 if t.shared_vocab else 2
         encoder = 4 * m.hidden_size ** 2 + 2 * m.hidden_size * m.intermediate_size
         decoder = 8 * m.hidden_size ** 2 + 2 * m.hidden_size * m.intermediate_size
-        positions = (t.max_length + t.max_target_length) * m.hidden_size
+        positions = (t.bound("max_length") + t.bound("max_target_length")) * m.hidden_size
         return (vocabularies * t.vocab_size * m.hidden_size + positions + m.num_layers * encoder
                 + m.num_decoder_layers * decoder)
 

@@ -18,6 +18,17 @@ class Seq2SeqModel(TaskModel):
     ORT_DECODING = export.ORT_DECODING
     build_tokenizers = staticmethod(model.build_tokenizers)
     encode = staticmethod(model.encode)
+
+    @staticmethod
+    def token_lengths(records, tokenizers, cfg):
+        src, tgt = model._fields(cfg)
+        lengths = {}
+        for key, field, tok in (("max_length", src, model.source_tokenizer(tokenizers)),
+                                ("max_target_length", tgt, model.target_tokenizer(tokenizers))):
+            ids = tok([r[field] for r in records], truncation=False, verbose=False,
+                      return_attention_mask=False)["input_ids"]
+            lengths[key] = [len(x) for x in ids]
+        return lengths
     pretrain_datasets = staticmethod(model.pretrain_datasets)
     pretrain_collator = staticmethod(model.pretrain_collator)
     build_pretrain_model = staticmethod(model.build_pretrain_model)
