@@ -81,7 +81,7 @@ def seconds_sized(task: str, size: int = 240) -> dict:
     builtin examples, a one-layer model, one epoch. For benchmarks of what surrounds training
     (orchestration, the plumbing of the compression chain), where minutes of training would only
     add noise; no preset is that small, since no user wants such a model."""
-    train = {"epochs": 1, "batch_size": 16, "save_steps": 5, "logging_steps": 2}
+    train = {"epochs": 1, "batch_size": 16, "save_steps": 5, "logging_steps": 2, "min_steps": 0}
     out = {"data": {"builtin_size": size}, "tokenizer": {"vocab_size": 300},
            "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
            "pretrain": train, "finetune": dict(train), "compress": {"latency_batches": 2}}

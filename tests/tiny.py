@@ -25,7 +25,7 @@ __all__ = ["REPO", "TINY_MODEL", "TINY_TRAIN", "MlflowServer", "demo_server", "d
            "tiny_params", "wait_for_http"]
 
 TINY_MODEL = {"hidden_size": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "intermediate_size": 64}
-TINY_TRAIN = {"epochs": 1, "batch_size": 16, "save_steps": 5, "logging_steps": 2}
+TINY_TRAIN = {"epochs": 1, "batch_size": 16, "save_steps": 5, "logging_steps": 2, "min_steps": 0}
 
 
 def tiny_params(projects=("classification",), size: int = 240, **overrides) -> dict:

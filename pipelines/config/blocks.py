@@ -210,11 +210,21 @@ class TrainConfig(Strict):
     """Stop after this many optimizer steps, whatever epochs says; -1: train for epochs."""
 
 
-class PretrainConfig(TrainConfig):
+class StageTrainConfig(TrainConfig):
+    """The training of the pretrain and finetune stages, whose amount follows the size of the data."""
+
+    min_steps: Annotated[int, Field(ge=0)] = 0
+    """Train at least this many optimizer steps: where epochs passes over a small training split make fewer (a few
+    hundred rows give a dozen steps an epoch), the epochs are raised to whole passes that reach it, and the report
+    says so (epochs_derived); early stopping waits for the floor, then ends training when validation stops improving
+    (the best epoch is kept). 0: epochs as given."""
+
+
+class PretrainConfig(StageTrainConfig):
     """Self-supervised pretraining of a model built here; a task adds the settings of its objective."""
 
 
-class FinetuneConfig(TrainConfig):
+class FinetuneConfig(StageTrainConfig):
     early_stopping_patience: Annotated[int, Field(ge=0)] = 2
     """Stop after this many epochs without a better validation primary metric (the best is kept); 0: never."""
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0

@@ -19,7 +19,7 @@ from pipelines.core.paths import ProjectPaths
 from pipelines.data.lengths import resolved
 from pipelines.tasks import get_task
 from pipelines.data.tokenization import load_tokenizers
-from pipelines.training.harness import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings, save_resume_state, train)
+from pipelines.training.harness import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings, save_resume_state, train, with_step_floor)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def run(params: Params, project: str) -> dict:
     precision = resolve_precision(cfg.finetune, device, f"projects.{project}.finetune")
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
+    step_floor, epochs_derived = with_step_floor(cfg.finetune, len(dsd["train"]))
+    cfg = cfg.model_copy(update={"finetune": step_floor})
     init = init_source(paths)
     # The fresh weights (a new head, or a model from scratch) come from the seed, not from whatever
     # consumed the global RNG before this line.
@@ -85,7 +87,7 @@ def run(params: Params, project: str) -> dict:
                         compute_metrics=impl.compute_metrics_fn(
                             dsd, tokenizers, cfg), early_stopping_patience=cfg.finetune.early_stopping_patience,
                         trainer_cls=impl.trainer_class(), save_steps=cfg.finetune.save_steps,
-                        auto_batch_size=cfg.finetune.auto_batch_size,
+                        auto_batch_size=cfg.finetune.auto_batch_size, min_steps=cfg.finetune.min_steps,
                         extra_trainer_kwargs=impl.trainer_kwargs(tokenizers, cfg))
         if reporter is not None and reporter.pruned_at is not None:
             tracking.set_tags({"sweep.state": "pruned"})
@@ -99,7 +101,7 @@ def run(params: Params, project: str) -> dict:
         losses, evals = curve_rows(outcome.log_history)
         best = outcome.trainer.state.best_metric
         report = {**outcome.report, "mlflow_run_id": run_id, "best_validation": best,
-                  "validation_metric": args.metric_for_best_model}
+                  "validation_metric": args.metric_for_best_model, "epochs_derived": epochs_derived}
         if distributed.is_main_process():  # for the report; the trained model alone, no collective
             report.update(impl.training_diagnostics(outcome.trainer.model, dsd, collator, cfg))
         tracking.log_metrics({k: v for k, v in report.items() if k != "best_validation"}, prefix="train/")

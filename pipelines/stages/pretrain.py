@@ -15,7 +15,7 @@ from pipelines.core.paths import ProjectPaths
 from pipelines.data.lengths import resolved
 from pipelines.tasks import get_task
 from pipelines.data.tokenization import load_tokenizers
-from pipelines.training.harness import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings, save_resume_state, train)
+from pipelines.training.harness import (KeepKeys, build_args, curve_rows, fingerprint, prepare_checkpoint_dir, resolve_device, resolve_precision, resume_settings, save_resume_state, train, with_step_floor)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def run(params: Params, project: str) -> dict:
     tokenizers = load_tokenizers(paths.tokenizer)
     dsd = datasets.load_from_disk(str(paths.encoded))
     train_ds, eval_ds = impl.pretrain_datasets(dsd, cfg)
+    step_floor, epochs_derived = with_step_floor(cfg.pretrain, len(train_ds))
+    cfg = cfg.model_copy(update={"pretrain": step_floor})
     # The fresh weights (a new head, or a model from scratch) come from the seed, not from whatever
     # consumed the global RNG before this line.
     set_seed(params.common.seed)
@@ -65,7 +67,7 @@ def run(params: Params, project: str) -> dict:
                         auto_batch_size=cfg.pretrain.auto_batch_size)
         final_eval = outcome.trainer.evaluate()
         report = {**outcome.report, "pretrained": True, "eval_loss": final_eval.get("eval_loss"),
-                  "mlflow_run_id": run_id}
+                  "mlflow_run_id": run_id, "epochs_derived": epochs_derived}
         tracking.log_metrics(report, prefix="pretrain/")
     if not distributed.is_main_process():  # the main process writes the outputs
         return report

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import resource
 import shutil
 import time
@@ -173,6 +174,23 @@ class TrainOutcome:
     log_history: list[dict] = field(default_factory=list)
 
 
+def with_step_floor(train_cfg, rows: int) -> tuple[Any, dict | None]:
+    """``train_cfg`` with its epochs raised to reach ``min_steps`` optimizer steps on ``rows`` training
+    examples, and what was derived (None when epochs already reach it, or max_steps rules)."""
+    if not train_cfg.min_steps or train_cfg.max_steps > 0:
+        return train_cfg, None
+    per_step = train_cfg.batch_size * train_cfg.gradient_accumulation_steps * distributed.world_size()
+    steps_per_epoch = max(1, math.ceil(rows / per_step))
+    if train_cfg.epochs * steps_per_epoch >= train_cfg.min_steps:
+        return train_cfg, None
+    epochs = math.ceil(train_cfg.min_steps / steps_per_epoch)
+    derived = {"epochs": epochs, "set": train_cfg.epochs, "steps_per_epoch": steps_per_epoch,
+               "min_steps": train_cfg.min_steps, "rows": rows}
+    logger.info("%d training rows make %d steps an epoch: %s epochs raised to %d to reach min_steps %d", rows,
+                steps_per_epoch, train_cfg.epochs, epochs, train_cfg.min_steps)
+    return train_cfg.model_copy(update={"epochs": epochs}), derived
+
+
 def build_args(train_cfg, ckpt_dir: Path, device: str, precision: str, seed: int, *, evaluate: bool,
                best_metric: tuple[str, bool] | None, generates: bool = False, generation_max_length: int | None = None,
                generation_num_beams: int | None = None):
@@ -261,11 +279,27 @@ def make_trainer(model, args, train_ds, eval_ds, collator, *, trainer_cls=None, 
     return trainer
 
 
+def early_stopping(patience: int, min_steps: int = 0):
+    """transformers' early stopping (after ``patience`` evaluations without a better validation metric) that
+    never stops before ``min_steps`` optimizer steps: a small training split's first epochs are a few steps
+    each, too few to judge the model by. Evaluations without improvement before the floor still count."""
+    from transformers import EarlyStoppingCallback
+
+    class FlooredEarlyStopping(EarlyStoppingCallback):
+        def on_evaluate(self, args, state, control, metrics, **kwargs):
+            stopping = control.should_training_stop  # set by something else: left as it is
+            super().on_evaluate(args, state, control, metrics, **kwargs)
+            if state.global_step < min_steps and not stopping:
+                control.should_training_stop = False
+
+    return FlooredEarlyStopping(early_stopping_patience=patience)
+
+
 def train(model, args, train_ds, eval_ds, collator, ckpt_dir: Path, *, callbacks=(), compute_metrics=None,
           early_stopping_patience: int = 0, trainer_cls=None, save_steps: int = 50, extra_trainer_kwargs=None,
-          auto_batch_size: bool = False) -> TrainOutcome:
-    """Run the Trainer, resuming from the last checkpoint in ``ckpt_dir`` when there is one."""
-    from transformers import EarlyStoppingCallback
+          auto_batch_size: bool = False, min_steps: int = 0) -> TrainOutcome:
+    """Run the Trainer, resuming from the last checkpoint in ``ckpt_dir`` when there is one. Early stopping
+    never ends training before ``min_steps`` optimizer steps."""
 
     if auto_batch_size and distributed.world_size() > 1:
         # A batch halved on the process that ran out of memory alone would leave the others waiting.
@@ -274,7 +308,7 @@ def train(model, args, train_ds, eval_ds, collator, ckpt_dir: Path, *, callbacks
                           "train on one process")
     cbs = list(callbacks) + [_save_every_n_steps_callback(save_steps)]
     if early_stopping_patience and args.load_best_model_at_end:
-        cbs.append(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
+        cbs.append(early_stopping(early_stopping_patience, min_steps))
     resume = last_checkpoint(ckpt_dir)
     if resume:
         logger.info("resuming from %s", resume)
