@@ -76,7 +76,10 @@ def train_tokenizer(texts: Iterable[str], tok_cfg, specials: Mapping[str, str], 
         tok.post_processor = processors.TemplateProcessing(
             single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, tok.token_to_id(eos))],
         )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length or tok_cfg.bound("max_length"),
+    limit = max_length or tok_cfg.max_length
+    if not isinstance(limit, int):  # auto: the tokenize stage sets the derived length; until then, its cap
+        limit = tok_cfg.bound("max_length")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=limit,
                                    **specials)
     logger.info("trained %s tokenizer: %d tokens", tok_cfg.type, len(fast))
     return fast
