@@ -104,7 +104,7 @@ def length_warnings(project: str, root: Path | None = None) -> list[str]:
 
 def summary(params, root: Path | None = None) -> str:
     now = champions(params, root)
-    lines = []
-    for project in params.projects:
-        lines += [project_line(project, root, now.get(project)), *length_warnings(project, root)]
+    lines = [project_line(project, root, now.get(project)) for project in params.projects]
+    # One line per project first; what the sequence lengths cut follows, indented under them.
+    lines += [warning for project in params.projects for warning in length_warnings(project, root)]
     return "\n".join(lines + ["", NEXT])
