@@ -14,13 +14,11 @@ see the same numbers.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
 from pipelines.core.errors import PipelineError
-
-logger = logging.getLogger(__name__)
+from pipelines.core.io import write_json
 
 AUTO = "auto"
 RECORD = "lengths.json"
@@ -143,7 +141,7 @@ def applied(cfg, record: dict):
 
 
 def write(folder: Path, record: dict) -> None:
-    (Path(folder) / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_json(Path(folder) / RECORD, record)
 
 
 def read(folder: Path) -> dict:
